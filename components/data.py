@@ -1,0 +1,210 @@
+"""Task examples: parsing the supported formats and splitting them reproducibly.
+
+Formats:
+- Instruction Induction (``raw/induce/TASK.json`` pool + ``raw/execute/TASK.json`` test),
+- BIG-bench ``task.json``,
+- a user's own JSONL or CSV of ``input``/``output`` pairs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.errors import TaskDataError
+
+
+@dataclass(frozen=True)
+class Example:
+    """One input with its accepted answers; ``outputs[0]`` is the one shown in exemplars."""
+
+    input: str
+    outputs: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"input": self.input, "outputs": list(self.outputs)}
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The examples of a task: a pool to draw exemplars and validation from, maybe a test set."""
+
+    name: str
+    pool: tuple[Example, ...]
+    test: tuple[Example, ...] = ()
+
+
+@dataclass(frozen=True)
+class Split:
+    exemplars: tuple[Example, ...]
+    validation: tuple[Example, ...]
+    test: tuple[Example, ...]
+
+
+def read_text(location: str) -> str:
+    """Read a local file or an http(s) URL as text.
+
+    Raises:
+        TaskDataError: naming ``location`` when it is missing, unreadable or empty.
+    """
+    try:
+        if location.startswith(("http://", "https://")):
+            with urllib.request.urlopen(location, timeout=60) as response:
+                text = response.read().decode("utf-8")
+        else:
+            text = Path(location).read_text(encoding="utf-8")
+    except (OSError, urllib.error.URLError, UnicodeDecodeError) as err:
+        raise TaskDataError(f"{location}: cannot read task file ({err})") from err
+    if not text.strip():
+        raise TaskDataError(f"{location}: task file is empty")
+    return text
+
+
+def _text(value: Any, where: str, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TaskDataError(f"{where}: field {field!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _answers(value: Any, where: str, field: str) -> tuple[str, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise TaskDataError(f"{where}: field {field!r} is an empty list")
+    return tuple(_text(v if not isinstance(v, (int, float)) else str(v), where, field) for v in values)
+
+
+def _instruction_induction_example(row: dict[str, Any], index: int, where: str) -> Example:
+    """One Instruction Induction row; a few tasks use their own fields (see shared/data/README)."""
+    if "cause" in row and "effect" in row:
+        cause, effect = _text(row["cause"], where, "cause"), _text(row["effect"], where, "effect")
+        first, second = (cause, effect) if index % 2 == 0 else (effect, cause)
+        return Example(f"Sentence 1: {first} Sentence 2: {second}", (cause,))
+    if "items" in row:
+        items = row["items"]
+        if not isinstance(items, list) or not items:
+            raise TaskDataError(f"{where}: field 'items' must be a non-empty list, got {items!r}")
+        answers = row.get("all_common_concepts") or row.get("concept")
+        return Example(", ".join(map(str, items)), _answers(answers, where, "all_common_concepts"))
+    if "input" not in row or "output" not in row:
+        raise TaskDataError(f"{where}: row needs 'input' and 'output', has {sorted(row)}")
+    answers = _answers(row["output"], where, "output")
+    extra = row.get("possible_translations")
+    if isinstance(extra, list) and extra:
+        answers = tuple(dict.fromkeys(answers + _answers(extra, where, "possible_translations")))
+    return Example(_text(row["input"], where, "input"), answers)
+
+
+def parse_instruction_induction(text: str, source: str) -> tuple[Example, ...]:
+    """Parse ``{"examples": {"1": {...}, ...}}`` in the Instruction Induction format."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TaskDataError(f"{source}: not valid JSON (line {err.lineno}: {err.msg})") from err
+    rows = data.get("examples") if isinstance(data, dict) else None
+    if not isinstance(rows, dict) or not rows:
+        raise TaskDataError(f"{source}: expected a non-empty object under 'examples'")
+    examples = []
+    for index, (key, row) in enumerate(rows.items()):
+        where = f"{source}: example {key!r}"
+        if not isinstance(row, dict):
+            raise TaskDataError(f"{where}: expected an object, got {type(row).__name__}")
+        examples.append(_instruction_induction_example(row, index, where))
+    return tuple(examples)
+
+
+def parse_bigbench(text: str, source: str) -> tuple[Example, ...]:
+    """Parse a BIG-bench ``task.json``: ``target`` answers or the best of ``target_scores``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TaskDataError(f"{source}: not valid JSON (line {err.lineno}: {err.msg})") from err
+    rows = data.get("examples") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise TaskDataError(f"{source}: expected a non-empty list under 'examples'")
+    show_choices = data.get("append_choices_to_input", True)
+    examples = []
+    for index, row in enumerate(rows):
+        where = f"{source}: example {index}"
+        if not isinstance(row, dict) or "input" not in row:
+            raise TaskDataError(f"{where}: row needs 'input'")
+        question = _text(row["input"], where, "input")
+        if "target_scores" in row:
+            scores = row["target_scores"]
+            if not isinstance(scores, dict) or not scores:
+                raise TaskDataError(f"{where}: 'target_scores' must be a non-empty object")
+            best = max(scores.values())
+            answers = tuple(choice for choice, s in scores.items() if s == best)
+            if show_choices:
+                question = f"{question}\nOptions: {', '.join(scores)}"
+        elif "target" in row:
+            answers = _answers(row["target"], where, "target")
+        else:
+            raise TaskDataError(f"{where}: row needs 'target' or 'target_scores'")
+        examples.append(Example(question, answers))
+    return tuple(examples)
+
+
+def parse_pairs(text: str, source: str) -> tuple[Example, ...]:
+    """Parse a user's JSONL (``{"input", "output"}`` per line) or CSV (header input,output).
+
+    ``output`` may be a list of accepted answers in JSONL. The format follows the suffix of
+    ``source`` (``.csv`` or else JSONL).
+    """
+    if source.lower().endswith(".csv"):
+        reader = csv.DictReader(io.StringIO(text))
+        missing = {"input", "output"} - set(reader.fieldnames or [])
+        if missing:
+            raise TaskDataError(f"{source}: CSV header lacks column(s) {sorted(missing)}")
+        rows = [(line, row) for line, row in enumerate(reader, start=2)]
+    else:
+        rows = []
+        for line, raw in enumerate(text.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise TaskDataError(f"{source}:{line}: not valid JSON ({err.msg})") from err
+            if not isinstance(row, dict):
+                raise TaskDataError(f"{source}:{line}: expected an object")
+            rows.append((line, row))
+    examples = []
+    for line, row in rows:
+        where = f"{source}:{line}"
+        if row.get("input") in (None, "") or row.get("output") in (None, "", []):
+            raise TaskDataError(f"{where}: row needs a non-empty 'input' and 'output'")
+        examples.append(Example(_text(row["input"], where, "input"), _answers(row["output"], where, "output")))
+    if not examples:
+        raise TaskDataError(f"{source}: no examples")
+    return tuple(examples)
+
+
+def split_task(
+    task: TaskData, n_exemplars: int, n_validation: int, n_test: int, seed: int
+) -> Split:
+    """Split reproducibly: exemplars and validation from the pool, test from the task's own
+    test set when it has one, otherwise from the rest of the pool.
+
+    Raises:
+        TaskDataError: when the pool is too small for the requested sizes.
+    """
+    pool = list(task.pool)
+    random.Random(seed).shuffle(pool)
+    needed = n_exemplars + n_validation + (0 if task.test else 1)
+    if len(pool) < needed:
+        raise TaskDataError(
+            f"task {task.name!r}: {len(pool)} examples, need at least {needed} for "
+            f"{n_exemplars} exemplars, {n_validation} validation examples and a test set"
+        )
+    exemplars, validation = pool[:n_exemplars], pool[n_exemplars : n_exemplars + n_validation]
+    rest = list(task.test) if task.test else pool[n_exemplars + n_validation :]
+    if len(rest) > n_test:
+        rest = random.Random(seed + 1).sample(rest, n_test)
+    return Split(tuple(exemplars), tuple(validation), tuple(rest))

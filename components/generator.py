@@ -1,0 +1,121 @@
+"""The open-source generator: soft prompt + exemplars -> one instruction per soft prompt."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from components.data import Example
+
+_SOFT = "\x00SOFT_PROMPT\x00"  # where the soft prompt goes in the rendered chat
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
+    """Write a GGUF checkpoint as a plain Hugging Face folder (float32 safetensors)."""
+    kwargs = {"gguf_file": gguf_path.name}
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
+    # GGUF-loaded models keep GGUF metadata; a model built from the config saves cleanly.
+    model = AutoModelForCausalLM.from_config(quantized.config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def load_generator(model_ref: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer (a local folder or a cached hub id), in eval mode."""
+    tokenizer = AutoTokenizer.from_pretrained(model_ref)
+    model = AutoModelForCausalLM.from_pretrained(model_ref, dtype=torch.float32)
+    model.eval()
+    return model, tokenizer
+
+
+def embedding_std(model: PreTrainedModel) -> float:
+    """Per-coordinate standard deviation of the model's token embeddings."""
+    return model.get_input_embeddings().weight.std().item()
+
+
+def format_exemplars(exemplars: Sequence[Example]) -> str:
+    return "\n\n".join(f"Input: {e.input}\nOutput: {e.outputs[0]}" for e in exemplars)
+
+
+@dataclass(frozen=True)
+class GenerationPrompt:
+    """The chat prompt split around the soft prompt: ``prefix_ids``, soft prompt, ``suffix_ids``."""
+
+    prefix_ids: torch.Tensor  # n_prefix
+    suffix_ids: torch.Tensor  # n_suffix
+
+
+def build_prompt(
+    tokenizer: PreTrainedTokenizerBase,
+    template: str,
+    exemplars: Sequence[Example],
+    response_prefix: str = "",
+) -> GenerationPrompt:
+    """Render ``template`` (with ``{exemplars}``) as the user turn of the model's chat template,
+    the soft prompt at the start of the user's text and ``response_prefix`` opening the reply."""
+    user = _SOFT + template.format(exemplars=format_exemplars(exemplars))
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+    )
+    prefix, suffix = text.split(_SOFT)
+    encode = lambda s: tokenizer(s, add_special_tokens=False, return_tensors="pt").input_ids[0]
+    return GenerationPrompt(encode(prefix), encode(suffix + response_prefix))
+
+
+@torch.no_grad()
+def generate_instructions(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: GenerationPrompt,
+    soft_prompts: torch.Tensor,
+    max_new_tokens: int,
+    response_prefix: str = "",
+) -> list[str]:
+    """Greedy-decode one instruction per soft prompt (``b x n_tokens x hidden``), in one batch."""
+    table = model.get_input_embeddings()
+    batch = soft_prompts.shape[0]
+    embeds = torch.cat(
+        [
+            table(prompt.prefix_ids).expand(batch, -1, -1),  # b x n_prefix x h
+            soft_prompts.to(table.weight.dtype),  # b x n_tokens x h
+            table(prompt.suffix_ids).expand(batch, -1, -1),  # b x n_suffix x h
+        ],
+        dim=1,
+    )
+    output = model.generate(
+        inputs_embeds=embeds,
+        attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+    texts = tokenizer.batch_decode(output, skip_special_tokens=True)
+    return [clean_instruction(response_prefix + " " + t if response_prefix else t) for t in texts]
+
+
+_LEAD = re.compile(r"^\s*(?:the\s+)?instruction\s*(?:is|was)?\s*(?:to)?\s*[:\-]?\s*", re.IGNORECASE)
+
+
+def clean_instruction(text: str) -> str:
+    """One clean instruction sentence: the first non-empty line, up to its first sentence end,
+    without a leading 'The instruction is to' or quotes, capitalised and ending in a period."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = _LEAD.sub("", line).strip().strip("\"'` ")
+    match = re.search(r"^(.+?[.!?])(?:\s|$)", line)
+    sentence = (match.group(1) if match else line).strip().strip("\"'` ")
+    if not sentence:
+        return ""
+    sentence = sentence[0].upper() + sentence[1:]
+    return sentence if sentence[-1] in ".!?" else sentence + "."

@@ -1,0 +1,109 @@
+"""The schema of params.yaml: every knob, validated once at the flow entry."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from components.errors import ConfigError
+from components.metrics import METRICS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataParams(_Section):
+    source: Literal["builtin", "instruction_induction", "bigbench", "pairs"] = "builtin"
+    task: str = Field("parity", min_length=1)
+    location: str | None = None  # directory or URL (instruction_induction, bigbench), file (pairs)
+    metric: str | None = None  # None: the paper's per-task metric
+    n_exemplars: int = Field(5, ge=1, le=50)
+    n_validation: int = Field(20, ge=1, le=1000)
+    n_test: int = Field(100, ge=1, le=10000)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> DataParams:
+        if self.source != "builtin" and not self.location:
+            raise ValueError(f"data.location is required when data.source is {self.source!r}")
+        if self.metric is not None and self.metric not in METRICS:
+            raise ValueError(f"data.metric must be one of {sorted(METRICS)}, got {self.metric!r}")
+        return self
+
+
+class ProjectionParams(_Section):
+    intrinsic_dim: int = Field(10, ge=1, le=1000)
+    n_soft_tokens: int = Field(5, ge=1, le=100)
+    scale: float = Field(1.0, gt=0)  # soft-prompt spread relative to the token embeddings'
+    seed: int = 0
+
+
+class GeneratorParams(_Section):
+    model: str = Field("models/smollm2-135m-instruct", min_length=1)  # HF folder or hub id
+    prompt: str = Field(min_length=1)  # needs {exemplars}; the soft prompt goes before it
+    response_prefix: str = ""  # start of the reply the instruction continues
+    max_new_tokens: int = Field(32, ge=4, le=512)
+
+    @model_validator(mode="after")
+    def _check(self) -> GeneratorParams:
+        if "{exemplars}" not in self.prompt:
+            raise ValueError("generator.prompt must contain the placeholder {exemplars}")
+        return self
+
+
+class BlackBoxParams(_Section):
+    base_url: str | None = None  # None: start the local model server on 127.0.0.1
+    model: str | None = None  # None with base_url None: the generator's model
+    concurrency: int = Field(16, ge=1, le=1024)
+    max_tokens: int = Field(32, ge=1, le=4096)
+    timeout: float = Field(120.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _check(self) -> BlackBoxParams:
+        if self.base_url is not None and not self.model:
+            raise ValueError("blackbox.model is required when blackbox.base_url is set")
+        return self
+
+
+class BOParams(_Section):
+    sampler: Literal["botorch", "gp", "tpe", "random"] = "botorch"
+    n_trials: int = Field(40, ge=1, le=10000)
+    n_startup_trials: int = Field(8, ge=1, le=10000)
+    batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
+    seed: int = 0
+
+
+class EvalParams(_Section):
+    top_k: int = Field(3, ge=1, le=100)  # best instructions scored on the test set
+
+
+class TrackingParams(_Section):
+    experiment: str = Field("instructzero", min_length=1)
+
+
+class Params(_Section):
+    data: DataParams = DataParams()
+    projection: ProjectionParams = ProjectionParams()
+    generator: GeneratorParams
+    blackbox: BlackBoxParams = BlackBoxParams()
+    bo: BOParams = BOParams()
+    eval: EvalParams = EvalParams()
+    tracking: TrackingParams = TrackingParams()
+
+
+def parse_params(raw: Any, source: str) -> Params:
+    """Validate ``raw`` (the loaded YAML) or raise a ConfigError naming each bad key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            message = e["msg"].removeprefix("Value error, ")
+            problems.append(f"  {key}: {message}" + (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e["input"], dict) else ""))
+        raise ConfigError(f"{source}: invalid parameters\n" + "\n".join(problems)) from err

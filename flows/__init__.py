@@ -1,0 +1,19 @@
+"""Prefect flows: one per dvc.yaml stage, plus the whole pipeline.
+
+Importing this package sets the runtime defaults every entry point needs (each can be
+overridden from the environment): offline model hub, no telemetry, quiet task-run logs.
+"""
+
+import os
+
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "MPLBACKEND": "Agg",
+}.items():
+    os.environ.setdefault(_key, _value)

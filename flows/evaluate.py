@@ -1,0 +1,65 @@
+"""Stage `evaluate`: the best instructions (and the empty one) scored on the test set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import flow
+
+from flows.settings import (
+    CANDIDATES,
+    METRICS,
+    PARAMS,
+    PREPARED,
+    RESPONSE_CACHE,
+    RUN_INFO,
+    SERVER_LOG,
+    TRACKING_URI,
+    load_params,
+    local_model,
+)
+from tasks.blackbox import evaluate, open_blackbox
+from tasks.data import read_split
+from tasks.files import read_json, write_json
+from tasks.tracking import log_results
+
+EMPTY = ""  # the baseline: no instruction at all
+
+
+@flow(name="evaluate-instruction")
+def evaluate_test(params_path: Path = PARAMS) -> dict:
+    params = load_params(params_path)
+    split, metric = read_split(PREPARED)
+    candidates = read_json(CANDIDATES)[: params.eval.top_k]
+    run_id = read_json(RUN_INFO)["mlflow_run_id"]
+    instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + [EMPTY]))
+    with open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
+                       RESPONSE_CACHE, SERVER_LOG) as blackbox:
+        test = {e.instruction: e.mean for e in evaluate(blackbox, instructions, split.test, metric)}
+    best = candidates[0]
+    result = {
+        "task": params.data.task,
+        "metric": metric,
+        "best_instruction": best["instruction"],
+        "best_val_score": best["val_score"],
+        "best_test_score": test[best["instruction"]],
+        "empty_instruction_test_score": test[EMPTY],
+        "n_test": len(split.test),
+        "top": [{"instruction": c["instruction"], "val_score": c["val_score"], "test_score": test[c["instruction"]]}
+                for c in candidates],
+        "mlflow_run_id": run_id,
+    }
+    write_json(METRICS / "test.json", result)
+    log_results(
+        TRACKING_URI, run_id,
+        {"test_score": result["best_test_score"], "empty_instruction_test_score": test[EMPTY],
+         **{f"test_score_top{i + 1}": row["test_score"] for i, row in enumerate(result["top"])}},
+        files=[METRICS / "test.json"], texts={"best_instruction.txt": best["instruction"] + "\n"},
+        status="FINISHED",
+    )
+    return result
+
+
+if __name__ == "__main__":
+    evaluate_test()

@@ -1,0 +1,116 @@
+"""Stage `optimize`: projection setup -> generator loading -> the BO loop over z.
+
+Each trial: z -> soft prompt -> instruction (generator) -> zero-shot validation score (black
+box). The study lives in SQLite and the black box's answers in a response cache, so a killed
+run started again resumes without paying twice.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows.settings import (
+    CANDIDATES,
+    METRICS,
+    MLRUNS,
+    PARAMS,
+    PLOTS,
+    PREPARED,
+    PROJECTION,
+    RESPONSE_CACHE,
+    RUN_INFO,
+    SERVER_LOG,
+    STUDY_DB,
+    TRACKING_URI,
+    TRIALS,
+    load_params,
+    local_model,
+    study_name,
+)
+from flows.timing import Stopwatch
+from tasks.blackbox import evaluate, open_blackbox
+from tasks.data import read_split, split_digest
+from tasks.files import write_json
+from tasks.generator import generate, load_generator, make_prompt, setup_projection
+from tasks.study import (
+    ask,
+    best_evaluations,
+    known_evaluations,
+    n_complete,
+    open_study,
+    tell,
+    trial_records,
+)
+from tasks.tracking import convergence_plot, log_results, log_trials, start_run
+
+RUN_ID_ATTR = "mlflow_run_id"
+
+
+@flow(name="optimize-instruction")
+def optimize(params_path: Path = PARAMS) -> None:
+    params = load_params(params_path)
+    logger = get_run_logger()
+    split, metric = read_split(PREPARED)
+    model, tokenizer = load_generator(params.generator.model)
+    projection = setup_projection(params.projection, model, PROJECTION)
+    prompt = make_prompt(tokenizer, params.generator, split.exemplars)
+
+    name = study_name(params)
+    study = open_study(f"sqlite:///{STUDY_DB}", name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed)
+    run_id = start_run(
+        TRACKING_URI, MLRUNS / "artifacts", params.tracking.experiment, name, params.model_dump(),
+        tags={"task": params.data.task, "optimizer": params.bo.sampler, "data_version": split_digest(PREPARED),
+              "generator": params.generator.model, "study": name},
+        run_id=study.user_attrs.get(RUN_ID_ATTR),
+    )
+    study.set_user_attr(RUN_ID_ATTR, run_id)
+    known = known_evaluations(study)
+    clock = Stopwatch()
+    api_key = os.environ.get("OPENAI_API_KEY")
+    with open_blackbox(params.blackbox, api_key, local_model(params), RESPONSE_CACHE, SERVER_LOG) as blackbox:
+        logger.info("study %s: %d/%d trials done; black box %s", name, n_complete(study), params.bo.n_trials, blackbox.model)
+        while (done := n_complete(study)) < params.bo.n_trials:
+            with clock("bo"):
+                trials, z = ask(study, min(params.bo.batch_size, params.bo.n_trials - done), projection.intrinsic_dim)
+            with clock("generator"):
+                instructions = generate(model, tokenizer, prompt, projection, z, params.generator.max_new_tokens,
+                                        params.generator.response_prefix)
+            new = list(dict.fromkeys(v for v in instructions if v not in known))
+            with clock("blackbox"):
+                known.update((e.instruction, e) for e in evaluate(blackbox, new, split.validation, metric))
+            for trial, instruction in zip(trials, instructions):
+                tell(study, trial, known[instruction])
+            records = trial_records(study)
+            log_trials(TRACKING_URI, run_id, [
+                {**r, "outputs": list(known[r["instruction"]].outputs), "scores": list(known[r["instruction"]].scores)}
+                for r in records[-len(trials):]
+            ])
+            best = best_evaluations(study, 1)[0]
+            logger.info("trials %d/%d | best %.3f %r | %d new instructions", len(records), params.bo.n_trials,
+                        best.mean, best.instruction, len(new))
+
+    records = trial_records(study)
+    top = best_evaluations(study, params.eval.top_k)
+    write_json(TRIALS, records)
+    write_json(CANDIDATES, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)} for e in top])
+    write_json(PLOTS / "convergence.json", [{k: r[k] for k in ("trial", "val_score", "best_val_score")} for r in records])
+    summary = {
+        "best_val_score": top[0].mean,
+        "n_trials": len(records),
+        "n_distinct_instructions": len(known),
+        **{f"blackbox_{k}": v for k, v in blackbox.stats.as_dict().items()},
+        **{f"seconds_{k}": round(v, 2) for k, v in clock.seconds.items()},
+    }
+    write_json(METRICS / "optimize.json", summary)
+    png = convergence_plot(records, f"{params.data.task}: {params.bo.sampler}", PLOTS / "convergence.png")
+    log_results(TRACKING_URI, run_id, summary, files=[png, TRIALS, CANDIDATES])
+    write_json(RUN_INFO, {"mlflow_run_id": run_id, "study": name})
+    logger.info("best validation score %.3f: %r (%s)", top[0].mean, top[0].instruction,
+                ", ".join(f"{k} {v:.0f}s" for k, v in clock.seconds.items()))
+
+
+if __name__ == "__main__":
+    optimize()

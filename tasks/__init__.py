@@ -1,0 +1,1 @@
+"""Thin Prefect tasks: one component call plus its file I/O each."""

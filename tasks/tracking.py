@@ -1,0 +1,92 @@
+"""MLflow logging with an explicit run id (MlflowClient): safe from any thread."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from prefect import task
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"bo": {"seed": 0}}`` -> ``{"bo.seed": "0"}``."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+@task
+def start_run(
+    tracking_uri: str, artifact_root: Path, experiment: str, run_name: str, params: Mapping[str, Any],
+    tags: Mapping[str, str], run_id: str | None = None,
+) -> str:
+    """Create the pipeline's MLflow run (logging every param), or reopen ``run_id``."""
+    client = MlflowClient(tracking_uri)
+    if run_id is not None:
+        client.update_run(run_id, status="RUNNING")
+        return run_id
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(
+        experiment, artifact_location=artifact_root.resolve().as_uri()
+    )
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flatten(params).items()])
+    return run.info.run_id
+
+
+@task
+def log_trials(tracking_uri: str, run_id: str, trials: Iterable[Mapping[str, Any]]) -> None:
+    """Per-trial metrics (step = trial number) and each trial's record as an artifact."""
+    client = MlflowClient(tracking_uri)
+    metrics, records = [], list(trials)
+    for t in records:
+        for key in ("val_score", "best_val_score"):
+            metrics.append(Metric(key, t[key], 0, t["trial"]))
+    client.log_batch(run_id, metrics=metrics)
+    for t in records:
+        client.log_dict(run_id, dict(t), f"trials/trial_{t['trial']:04d}.json")
+
+
+@task
+def log_results(
+    tracking_uri: str, run_id: str, metrics: Mapping[str, float], files: Iterable[Path] = (),
+    texts: Mapping[str, str] | None = None, status: str | None = None,
+) -> None:
+    """Final metrics, files and text artifacts; optionally close the run with ``status``."""
+    client = MlflowClient(tracking_uri)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
+    for path in files:
+        client.log_artifact(run_id, str(path))
+    for name, text in (texts or {}).items():
+        client.log_text(run_id, text, name)
+    if status:
+        client.set_terminated(run_id, status)
+
+
+@task
+def convergence_plot(points: list[dict[str, Any]], title: str, path: Path) -> Path:
+    """Per-trial validation score and best-so-far, as a PNG."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.scatter([p["trial"] for p in points], [p["val_score"] for p in points], s=14, label="trial score")
+    ax.step([p["trial"] for p in points], [p["best_val_score"] for p in points], where="post", label="best so far")
+    ax.set(xlabel="trial", ylabel="validation score", title=title, ylim=(-0.02, 1.02))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        fig.savefig(tmp.name, dpi=110)
+    plt.close(fig)
+    Path(tmp.name).replace(path)
+    return path
+
+
