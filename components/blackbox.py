@@ -96,7 +96,7 @@ class BlackBox:
         keys = [ResponseCache.key(self.cache_url or self.base_url, self.model, p, self._params) for p in prompts]
         answers = {k: self.cache.get(k) for k in set(keys)}
         self.stats.cache_hits += sum(answers[k] is not None for k in keys)
-        missing = {k: p for k, p in zip(keys, prompts) if answers[k] is None}
+        missing = {k: p for k, p in zip(keys, prompts, strict=True) if answers[k] is None}
         if missing:
             answers.update(asyncio.run(self._fetch(missing)))
         return [answers[k] or "" for k in keys]
@@ -157,6 +157,6 @@ def evaluate_instructions(
     results = []
     for i, instruction in enumerate(instructions):
         outs = tuple(outputs[i * n : (i + 1) * n])
-        scores = tuple(score(o, e.outputs, metric) for o, e in zip(outs, examples))
+        scores = tuple(score(o, e.outputs, metric) for o, e in zip(outs, examples, strict=True))
         results.append(Evaluation(instruction, outs, scores))
     return results

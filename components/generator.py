@@ -70,7 +70,10 @@ def build_prompt(
         [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
     )
     prefix, suffix = text.split(_SOFT)
-    encode = lambda s: tokenizer(s, add_special_tokens=False, return_tensors="pt").input_ids[0]
+
+    def encode(part: str) -> torch.Tensor:
+        return tokenizer(part, add_special_tokens=False, return_tensors="pt").input_ids[0]
+
     return GenerationPrompt(encode(prefix), encode(suffix + response_prefix))
 
 
@@ -102,7 +105,7 @@ def generate_instructions(
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     )
     texts = tokenizer.batch_decode(output, skip_special_tokens=True)
-    return [clean_instruction(response_prefix + " " + t if response_prefix else t) for t in texts]
+    return [clean_instruction(f"{response_prefix} {t.lstrip()}" if response_prefix else t) for t in texts]
 
 
 _LEAD = re.compile(r"^\s*(?:the\s+)?instruction\s*(?:is|was)?\s*(?:to)?\s*[:\-]?\s*", re.IGNORECASE)

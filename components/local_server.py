@@ -43,9 +43,13 @@ def _healthy(base: str) -> bool:
 
 @contextmanager
 def local_model_server(
-    model_dir: Path, log_path: Path, startup_timeout: float = 300.0, extra_args: tuple[str, ...] = ()
+    model_dir: Path, log_path: Path, *, cache_blocks: int = 256, block_size: int = 32,
+    max_batch_tokens: int = 1024, startup_timeout: float = 300.0,
 ) -> Iterator[str]:
     """Serve ``model_dir`` with continuous batching on 127.0.0.1; yield its ``/v1`` base URL.
+
+    The KV cache holds ``cache_blocks * block_size`` tokens: without a bound the server sizes
+    it from the machine's memory (about 8 GB here).
 
     The server is stopped on exit, on error, and (Linux) if this process dies.
 
@@ -56,7 +60,8 @@ def local_model_server(
     base = f"http://127.0.0.1:{port}"
     cli = Path(sys.executable).with_name("transformers")
     command = [str(cli), "serve", str(model_dir), "--continuous-batching", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning", *extra_args]
+               "--port", str(port), "--log-level", "warning", "--cb-num-blocks", str(cache_blocks),
+               "--cb-block-size", str(block_size), "--cb-max-batch-tokens", str(max_batch_tokens)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(

@@ -16,7 +16,7 @@ class _Section(BaseModel):
 
 class DataParams(_Section):
     source: Literal["builtin", "instruction_induction", "bigbench", "pairs"] = "builtin"
-    task: str = Field("parity", min_length=1)
+    task: str = Field("first_letter", min_length=1)
     location: str | None = None  # directory or URL (instruction_induction, bigbench), file (pairs)
     metric: str | None = None  # None: the paper's per-task metric
     n_exemplars: int = Field(5, ge=1, le=50)
@@ -60,6 +60,10 @@ class BlackBoxParams(_Section):
     max_tokens: int = Field(32, ge=1, le=4096)
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0, le=20)
+    # The local server's KV cache (continuous batching): bounded, or it takes most of the RAM.
+    server_cache_blocks: int = Field(256, ge=8)
+    server_block_size: int = Field(32, ge=8)
+    server_max_batch_tokens: int = Field(1024, ge=64)
 
     @model_validator(mode="after")
     def _check(self) -> BlackBoxParams:
@@ -104,6 +108,6 @@ def parse_params(raw: Any, source: str) -> Params:
         problems = []
         for e in err.errors():
             key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            message = e["msg"].removeprefix("Value error, ")
-            problems.append(f"  {key}: {message}" + (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e["input"], dict) else ""))
+            got = "" if e["type"] == "missing" or isinstance(e["input"], dict) else f" (got {e['input']!r})"
+            problems.append(f"  {key}: {e['msg'].removeprefix('Value error, ')}{got}")
         raise ConfigError(f"{source}: invalid parameters\n" + "\n".join(problems)) from err

@@ -5,6 +5,7 @@ overridden from the environment): offline model hub, no telemetry, quiet task-ru
 """
 
 import os
+import warnings
 
 for _key, _value in {
     "HF_HUB_OFFLINE": "1",
@@ -17,3 +18,8 @@ for _key, _value in {
     "MPLBACKEND": "Agg",
 }.items():
     os.environ.setdefault(_key, _value)
+
+# Known, harmless noise in the main job's output: Optuna's experimental-API notices, and
+# BoTorch's note when every score so far is equal (the GP standardises them anyway).
+warnings.filterwarnings("ignore", message=r".*is experimental")
+warnings.filterwarnings("ignore", message=r"Data \(outcome observations\) is not standardized")

@@ -71,7 +71,8 @@ def optimize(params_path: Path = PARAMS) -> None:
     clock = Stopwatch()
     api_key = os.environ.get("OPENAI_API_KEY")
     with open_blackbox(params.blackbox, api_key, local_model(params), RESPONSE_CACHE, SERVER_LOG) as blackbox:
-        logger.info("study %s: %d/%d trials done; black box %s", name, n_complete(study), params.bo.n_trials, blackbox.model)
+        logger.info("study %s: %d/%d trials done; black box %s",
+                    name, n_complete(study), params.bo.n_trials, blackbox.model)
         while (done := n_complete(study)) < params.bo.n_trials:
             with clock("bo"):
                 trials, z = ask(study, min(params.bo.batch_size, params.bo.n_trials - done), projection.intrinsic_dim)
@@ -81,7 +82,7 @@ def optimize(params_path: Path = PARAMS) -> None:
             new = list(dict.fromkeys(v for v in instructions if v not in known))
             with clock("blackbox"):
                 known.update((e.instruction, e) for e in evaluate(blackbox, new, split.validation, metric))
-            for trial, instruction in zip(trials, instructions):
+            for trial, instruction in zip(trials, instructions, strict=True):
                 tell(study, trial, known[instruction])
             records = trial_records(study)
             log_trials(TRACKING_URI, run_id, [
@@ -95,8 +96,10 @@ def optimize(params_path: Path = PARAMS) -> None:
     records = trial_records(study)
     top = best_evaluations(study, params.eval.top_k)
     write_json(TRIALS, records)
-    write_json(CANDIDATES, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)} for e in top])
-    write_json(PLOTS / "convergence.json", [{k: r[k] for k in ("trial", "val_score", "best_val_score")} for r in records])
+    write_json(CANDIDATES, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)}
+                            for e in top])
+    write_json(PLOTS / "convergence.json",
+               [{k: r[k] for k in ("trial", "val_score", "best_val_score")} for r in records])
     summary = {
         "best_val_score": top[0].mean,
         "n_trials": len(records),

@@ -26,7 +26,10 @@ def open_blackbox(
     cache = ResponseCache(cache_path)
     try:
         if params.base_url is None:
-            with local_model_server(local_model, log_path) as base_url:
+            with local_model_server(
+                local_model, log_path, cache_blocks=params.server_cache_blocks,
+                block_size=params.server_block_size, max_batch_tokens=params.server_max_batch_tokens,
+            ) as base_url:
                 # The cache key names the model, not the port, so a restarted server hits it.
                 yield _blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, cache, base_url)
         else:

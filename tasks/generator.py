@@ -77,6 +77,8 @@ def generate(
 
 
 @task(cache_policy=NO_CACHE)
-def make_prompt(tokenizer: PreTrainedTokenizerBase, params: GeneratorParams, exemplars: tuple[Example, ...]) -> GenerationPrompt:
+def make_prompt(
+    tokenizer: PreTrainedTokenizerBase, params: GeneratorParams, exemplars: tuple[Example, ...]
+) -> GenerationPrompt:
     """The generation prompt around the soft prompt, from ``generator.prompt``."""
     return build_prompt(tokenizer, params.prompt, exemplars, params.response_prefix)

@@ -1,0 +1,66 @@
+"""Black-box throughput against the local model server: calls/s and server RSS per concurrency.
+
+Each setting sends distinct zero-shot prompts (no cache hits) after a warm-up; prints calls/s,
+seconds per instruction evaluated (20 validation examples) and the server's resident memory.
+
+    .venv/bin/python -m benchmarks.blackbox_throughput --concurrency 1 4 16 32 --calls 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
+from components.blackbox import BlackBox, ResponseCache, zero_shot_prompt
+from components.builtin_tasks import builtin_task
+from components.local_server import local_model_server
+from flows.settings import EMBEDDED_MODEL, load_params
+
+
+def server_rss_gb() -> float:
+    procs = [p for p in psutil.Process().children(recursive=True) if "serve" in " ".join(p.cmdline())]
+    return sum(p.memory_info().rss for p in procs) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4, 16, 32])
+    parser.add_argument("--calls", type=int, default=64, help="calls per setting")
+    parser.add_argument("--cache-blocks", type=int, default=None, help="default: params.yaml")
+    parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: params.yaml")
+    args = parser.parse_args()
+    bb = load_params().blackbox
+    words = [e.input for e in builtin_task("first_letter").pool]
+    instruction = "Write only the first letter of the input word."
+    with tempfile.TemporaryDirectory() as tmp, local_model_server(
+        EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=args.cache_blocks or bb.server_cache_blocks,
+        block_size=bb.server_block_size, max_batch_tokens=args.max_batch_tokens or bb.server_max_batch_tokens,
+    ) as url:
+        cache = ResponseCache(Path(tmp) / "cache.db")
+        offset = 0
+
+        def run(concurrency: int, n: int) -> float:
+            nonlocal offset
+            box = BlackBox(base_url=url, model=str(EMBEDDED_MODEL), api_key="local", cache=cache,
+                           concurrency=concurrency, max_tokens=bb.max_tokens)
+            prompts = [zero_shot_prompt(instruction, w) for w in words[offset : offset + n]]
+            offset += n
+            start = time.perf_counter()
+            box.complete(prompts)
+            return time.perf_counter() - start
+
+        run(8, 16)  # warm-up
+        print(f"{'concurrency':>11s} {'calls/s':>8s} {'s/instruction(20)':>18s} {'server RSS GB':>14s}")
+        for concurrency in args.concurrency:
+            seconds = run(concurrency, args.calls)
+            rate = args.calls / seconds
+            print(f"{concurrency:11d} {rate:8.2f} {20 / rate:18.1f} {server_rss_gb():14.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

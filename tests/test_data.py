@@ -1,0 +1,119 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from components.builtin_tasks import BUILTIN_TASKS, builtin_task
+from components.data import (
+    Example,
+    TaskData,
+    parse_bigbench,
+    parse_instruction_induction,
+    parse_pairs,
+    read_text,
+    split_task,
+)
+from components.errors import TaskDataError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+II = SHARED / "instruction-induction" / "raw"
+
+
+def _task(n: int, test: int = 0) -> TaskData:
+    pool = tuple(Example(f"in{i}", (f"out{i}",)) for i in range(n))
+    return TaskData("t", pool, tuple(Example(f"t{i}", ("x",)) for i in range(test)))
+
+
+def test_split_is_deterministic_and_disjoint():
+    a, b = split_task(_task(100), 5, 20, 50, seed=3), split_task(_task(100), 5, 20, 50, seed=3)
+    assert a == b
+    assert split_task(_task(100), 5, 20, 50, seed=4) != a
+    inputs = [e.input for e in a.exemplars + a.validation + a.test]
+    assert len(inputs) == len(set(inputs)) == 75
+
+
+def test_split_uses_the_task_test_set_and_caps_it():
+    split = split_task(_task(30, test=200), 5, 20, 100, seed=0)
+    assert len(split.test) == 100 and all(e.input.startswith("t") for e in split.test)
+
+
+def test_split_too_small_names_the_task():
+    with pytest.raises(TaskDataError, match=r"task 't': 10 examples, need at least 26"):
+        split_task(_task(10), 5, 20, 100, seed=0)
+
+
+def test_instruction_induction_sentiment_from_shared_data():
+    path = II / "induce" / "sentiment.json"
+    examples = parse_instruction_induction(read_text(str(path)), str(path))
+    assert len(examples) == json.loads(path.read_text())["metadata"]["num_examples"]
+    assert examples[0].outputs[0] in {"positive", "negative"}
+
+
+def test_instruction_induction_special_formats():
+    cause = parse_instruction_induction(read_text(str(II / "execute/cause_and_effect.json")), "c")
+    assert cause[0].input.startswith("Sentence 1: ") and cause[0].outputs[0] in cause[0].input
+    concept = parse_instruction_induction(read_text(str(II / "execute/common_concept.json")), "c")
+    assert len(concept[0].outputs) >= 1 and ", " in concept[0].input
+    translation = parse_instruction_induction(read_text(str(II / "execute/translation_en-de.json")), "t")
+    assert any(len(e.outputs) > 1 for e in translation)
+
+
+def test_bigbench_multiple_choice_answers():
+    path = SHARED / "bigbench-ii" / "snarks" / "task.json"
+    examples = parse_bigbench(read_text(str(path)), str(path))
+    assert examples[0].outputs == ("(b)",)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.json", "{not json", r"bad.json: not valid JSON \(line 1"),
+        ("empty_examples.json", '{"examples": {}}', "empty_examples.json: expected a non-empty object"),
+        ("no_output.json", '{"examples": {"1": {"input": "a"}}}',
+         r"no_output.json: example '1': row needs 'input' and 'output'"),
+        ("blank.json", '{"examples": {"1": {"input": "", "output": "b"}}}', "blank.json: example '1': field 'input'"),
+    ],
+)
+def test_bad_instruction_induction_file_names_the_file(name, text, message):
+    with pytest.raises(TaskDataError, match=message):
+        parse_instruction_induction(text, name)
+
+
+def test_missing_and_empty_files_name_the_file(tmp_path):
+    with pytest.raises(TaskDataError, match=r"nope.json: cannot read"):
+        read_text(str(tmp_path / "nope.json"))
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(TaskDataError, match=r"empty.jsonl: task file is empty"):
+        read_text(str(tmp_path / "empty.jsonl"))
+
+
+def test_pairs_jsonl_and_csv():
+    jsonl = '{"input": "a", "output": "b"}\n\n{"input": "c", "output": ["d", "e"]}\n'
+    assert parse_pairs(jsonl, "my.jsonl") == (Example("a", ("b",)), Example("c", ("d", "e")))
+    csv_text = "input,output\nhello,world\n"
+    assert parse_pairs(csv_text, "my.csv") == (Example("hello", ("world",)),)
+
+
+def test_pairs_errors_name_file_and_line():
+    with pytest.raises(TaskDataError, match=r"my.jsonl:2: row needs a non-empty 'input' and 'output'"):
+        parse_pairs('{"input": "a", "output": "b"}\n{"input": "c"}\n', "my.jsonl")
+    with pytest.raises(TaskDataError, match=r"my.jsonl:1: not valid JSON"):
+        parse_pairs("{oops\n", "my.jsonl")
+    with pytest.raises(TaskDataError, match=r"my.csv:3: row needs"):
+        parse_pairs("input,output\na,b\nc,\n", "my.csv")
+    with pytest.raises(TaskDataError, match=r"my.csv: CSV header lacks column\(s\) \['output'\]"):
+        parse_pairs("input,label\na,b\n", "my.csv")
+
+
+@pytest.mark.parametrize("name", BUILTIN_TASKS)
+def test_builtin_tasks_are_deterministic_and_consistent(name):
+    a, b = builtin_task(name), builtin_task(name)
+    assert a == b and len(a.pool) == 600
+    assert len({e.input for e in a.pool}) == 600
+
+
+def test_builtin_answers_are_right():
+    assert all(e.outputs[0] == ("even" if int(e.input) % 2 == 0 else "odd") for e in builtin_task("parity").pool)
+    assert all(e.outputs[0] == e.input[0] for e in builtin_task("first_letter").pool)
+    with pytest.raises(ValueError, match="unknown built-in task 'nope'"):
+        builtin_task("nope")

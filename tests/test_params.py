@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.errors import ConfigError
+from components.params import parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _raw() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_repository_params_are_valid():
+    params = parse_params(_raw(), "params.yaml")
+    assert params.data.n_exemplars == 5 and params.data.n_validation == 20 and params.projection.intrinsic_dim == 10
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("bo", "n_trails", 3, r"bo.n_trails: Extra inputs are not permitted"),
+        ("data", "n_validation", 0, r"data.n_validation: Input should be greater than or equal to 1 \(got 0\)"),
+        ("bo", "sampler", "grid", r"bo.sampler: Input should be 'botorch', 'gp', 'tpe' or 'random'"),
+        ("data", "metric", "bleu", r"data.metric must be one of"),
+        ("projection", "scale", "big", r"projection.scale: Input should be a valid number"),
+        ("generator", "prompt", "no placeholder", r"generator.prompt must contain the placeholder \{exemplars\}"),
+    ],
+)
+def test_bad_params_name_the_key(section, key, value, message):
+    raw = _raw()
+    raw[section][key] = value
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_params(raw, "params.yaml")
+    assert str(info.value).startswith("params.yaml: invalid parameters")
+
+
+def test_unknown_section_and_remote_without_model():
+    raw = _raw()
+    raw["trainer"] = {}
+    with pytest.raises(ConfigError, match="trainer: Extra inputs are not permitted"):
+        parse_params(raw, "p.yaml")
+    raw = _raw()
+    raw["blackbox"]["base_url"] = "https://api.example.com/v1"
+    with pytest.raises(ConfigError, match="blackbox.model is required"):
+        parse_params(raw, "p.yaml")
+    raw = _raw()
+    raw["data"]["source"] = "pairs"
+    with pytest.raises(ConfigError, match="data.location is required"):
+        parse_params(raw, "p.yaml")

@@ -1,0 +1,76 @@
+"""The real path: Prefect flow runs, the local model server over HTTP, SQLite stores."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import optuna
+import psutil
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from flows.evaluate import evaluate_test
+from flows.optimize import optimize
+from flows.prepare import prepare
+from flows.settings import TRACKING_URI
+from tests.conftest import small_params
+
+pytestmark = pytest.mark.slow
+
+
+def _servers() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True)
+            if any(part.endswith("transformers") for part in p.cmdline()) and "serve" in p.cmdline()]
+
+
+def _cached_responses() -> int:
+    with sqlite3.connect("outputs/responses.db") as db:
+        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
+    prepare()
+    assert [len((workdir / "data/prepared" / f"{s}.jsonl").read_text().splitlines())
+            for s in ("exemplars", "validation", "test")] == [5, 5, 6]
+
+    optimize()
+    assert not _servers(), "the local model server outlived the flow"
+    run_id = json.loads((workdir / "outputs/run.json").read_text())["mlflow_run_id"]
+    study_name = json.loads((workdir / "outputs/run.json").read_text())["study"]
+    study = optuna.load_study(study_name=study_name, storage="sqlite:///outputs/optuna.db")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4
+    assert all(len(t.user_attrs["scores"]) == 5 and len(t.user_attrs["outputs"]) == 5 for t in complete)
+    trials = json.loads((workdir / "outputs/trials.json").read_text())
+    distinct = {t["instruction"] for t in trials}
+    responses = _cached_responses()
+    assert responses == 5 * len(distinct), "identical instructions must be scored once"
+
+    result = evaluate_test()
+    assert result["best_instruction"] == json.loads((workdir / "outputs/candidates.json").read_text())[0]["instruction"]
+    assert 0.0 <= result["best_test_score"] <= 1.0 and result["n_test"] == 6
+    assert json.loads((workdir / "metrics/test.json").read_text())["mlflow_run_id"] == run_id
+
+    client = MlflowClient(TRACKING_URI)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["bo.sampler"] == "botorch" and run.data.params["data.task"] == "first_letter"
+    assert run.data.tags["data_version"] and "test_score" in run.data.metrics
+    assert [m.step for m in client.get_metric_history(run_id, "val_score")] == [1, 2, 3, 4]
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"best_instruction.txt", "convergence.png", "trials", "candidates.json"} <= artifacts
+    assert len(client.list_artifacts(run_id, "trials")) == 4
+
+    # More trials: the same study and MLflow run go on; old answers come from the cache.
+    (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(bo={"n_trials": 6})))
+    before = _cached_responses()
+    optimize()
+    study = optuna.load_study(study_name=study_name, storage="sqlite:///outputs/optuna.db")
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 6
+    assert json.loads((workdir / "outputs/run.json").read_text())["mlflow_run_id"] == run_id
+    opt = json.loads((workdir / "metrics/optimize.json").read_text())
+    new_distinct = {t["instruction"] for t in json.loads((workdir / "outputs/trials.json").read_text())}
+    assert opt["blackbox_calls"] == 5 * len(new_distinct - distinct)
+    assert _cached_responses() - before == 5 * len(new_distinct - distinct)
