@@ -73,7 +73,7 @@ class BlackBoxParams(_Section):
 
 
 class BOParams(_Section):
-    sampler: Literal["botorch", "gp", "tpe", "random"] = "botorch"
+    sampler: Literal["instructzero", "botorch", "gp", "tpe", "random"] = "instructzero"
     n_trials: int = Field(40, ge=1, le=10000)
     n_startup_trials: int = Field(8, ge=1, le=10000)
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together

@@ -6,16 +6,20 @@ import optuna
 from optuna_integration import BoTorchSampler
 from optuna_integration.botorch import qlogei_candidates_func
 
-SAMPLERS: tuple[str, ...] = ("botorch", "gp", "tpe", "random")
+from components.instructzero_sampler import InstructZeroSampler
+
+SAMPLERS: tuple[str, ...] = ("instructzero", "botorch", "gp", "tpe", "random")
 
 
 def make_sampler(name: str, n_startup_trials: int, seed: int) -> optuna.samplers.BaseSampler:
     """A seeded sampler; the model-based ones start from a scrambled Sobol design.
 
-    ``botorch``: a GP (BoTorch's SingleTaskGP) with (q)LogEI, pending trials fantasized, so
+    ``instructzero``: the GP with the instruction-coupled kernel (the paper's); ``botorch``: a GP (BoTorch's SingleTaskGP) with (q)LogEI, pending trials fantasized, so
     a batch of asked trials is spread out; ``gp``: Optuna's GPSampler; ``tpe``; ``random``.
     """
     sobol = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+    if name == "instructzero":
+        return InstructZeroSampler(n_startup_trials=n_startup_trials, independent_sampler=sobol, seed=seed)
     if name == "botorch":
         return BoTorchSampler(
             candidates_func=qlogei_candidates_func,

@@ -31,9 +31,13 @@ def n_complete(study: optuna.Study) -> int:
 
 
 def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list[list[float]]]:
-    """Ask ``n`` trials at once (pending ones are known to the sampler); return them and z."""
-    trials = [study.ask() for _ in range(n)]
-    z = [[t.suggest_float(f"z{i:02d}", -1.0, 1.0) for i in range(dim)] for t in trials]
+    """Ask ``n`` trials; each gets its z before the next is asked, so the sampler sees the
+    earlier ones as pending points. Returns the trials and their z."""
+    trials, z = [], []
+    for _ in range(n):
+        trial = study.ask()
+        z.append([trial.suggest_float(f"z{i:02d}", -1.0, 1.0) for i in range(dim)])
+        trials.append(trial)
     return trials, z
 
 

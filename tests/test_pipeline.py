@@ -56,7 +56,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     client = MlflowClient(TRACKING_URI)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["bo.sampler"] == "botorch" and run.data.params["data.task"] == "first_letter"
+    assert run.data.params["bo.sampler"] == "instructzero" and run.data.params["data.task"] == "first_letter"
     assert run.data.tags["data_version"] and "test_score" in run.data.metrics
     assert [m.step for m in client.get_metric_history(run_id, "val_score")] == [1, 2, 3, 4]
     artifacts = {a.path for a in client.list_artifacts(run_id)}
