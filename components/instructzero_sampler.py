@@ -64,8 +64,8 @@ class InstructZeroSampler(BaseSampler):
 
     Args:
         n_startup_trials: completed trials (with outputs) before the GP takes over.
-        independent_sampler: for the start-up and for parameters outside the search space;
-            default a scrambled Sobol sequence.
+        independent_sampler: for the start-up and for parameters outside the search space
+            (the pipeline passes a scrambled Sobol sampler); default random.
         seed: seeds the independent sampler and the acquisition optimisation.
     """
 
@@ -80,9 +80,7 @@ class InstructZeroSampler(BaseSampler):
         raw_samples: int = 256,
     ) -> None:
         self._n_startup_trials = n_startup_trials
-        self._independent_sampler = independent_sampler or optuna.samplers.QMCSampler(
-            qmc_type="sobol", scramble=True, seed=seed
-        )
+        self._independent_sampler = independent_sampler or optuna.samplers.RandomSampler(seed=seed)
         self._seed = seed
         self._outputs_attr = outputs_attr
         self._num_restarts, self._raw_samples = num_restarts, raw_samples

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import optuna
+import torch
+from optuna.distributions import FloatDistribution
 from optuna_integration import BoTorchSampler
 from optuna_integration.botorch import qlogei_candidates_func
 
@@ -11,13 +13,38 @@ from components.instructzero_sampler import InstructZeroSampler
 SAMPLERS: tuple[str, ...] = ("instructzero", "botorch", "gp", "tpe", "random")
 
 
+class SobolSampler(optuna.samplers.RandomSampler):
+    """Scrambled Sobol points, parameter by parameter: trial t gets row t of the sequence,
+    each float parameter its own column (in order of first use). Unlike Optuna's QMCSampler
+    it works as an *independent* sampler, which is how the model-based samplers start.
+    Other distributions, and parameters past ``max_dim``, are sampled at random."""
+
+    def __init__(self, seed: int | None = None, max_dim: int = 256) -> None:
+        super().__init__(seed=seed)
+        self._engine = torch.quasirandom.SobolEngine(max_dim, scramble=True, seed=seed)
+        self._rows = torch.empty(0, max_dim, dtype=torch.float64)
+        self._columns: dict[str, int] = {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
+        column = self._columns.setdefault(param_name, len(self._columns))
+        if not isinstance(param_distribution, FloatDistribution) or param_distribution.log \
+                or column >= self._rows.shape[1]:
+            return super().sample_independent(study, trial, param_name, param_distribution)
+        if trial.number >= len(self._rows):
+            extra = self._engine.draw(trial.number + 1 - len(self._rows), dtype=torch.float64)
+            self._rows = torch.cat([self._rows, extra])
+        low, high = param_distribution.low, param_distribution.high
+        return low + float(self._rows[trial.number, column]) * (high - low)
+
+
 def make_sampler(name: str, n_startup_trials: int, seed: int) -> optuna.samplers.BaseSampler:
     """A seeded sampler; the model-based ones start from a scrambled Sobol design.
 
-    ``instructzero``: the GP with the instruction-coupled kernel (the paper's); ``botorch``: a GP (BoTorch's SingleTaskGP) with (q)LogEI, pending trials fantasized, so
-    a batch of asked trials is spread out; ``gp``: Optuna's GPSampler; ``tpe``; ``random``.
+    ``instructzero``: the GP with the instruction-coupled kernel (the paper's); ``botorch``: a
+    GP (BoTorch's SingleTaskGP) with qLogEI, pending trials fantasized so that a batch of asked
+    trials is spread out; ``gp``: Optuna's GPSampler; ``tpe``; ``random``.
     """
-    sobol = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+    sobol = SobolSampler(seed=seed)
     if name == "instructzero":
         return InstructZeroSampler(n_startup_trials=n_startup_trials, independent_sampler=sobol, seed=seed)
     if name == "botorch":
@@ -30,7 +57,8 @@ def make_sampler(name: str, n_startup_trials: int, seed: int) -> optuna.samplers
         )
     if name == "gp":
         return optuna.samplers.GPSampler(
-            n_startup_trials=n_startup_trials, independent_sampler=sobol, seed=seed
+            n_startup_trials=n_startup_trials, independent_sampler=sobol, seed=seed,
+            warn_independent_sampling=False,
         )
     if name == "tpe":
         return optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, seed=seed)
