@@ -85,8 +85,10 @@ def generate_instructions(
     soft_prompts: torch.Tensor,
     max_new_tokens: int,
     response_prefix: str = "",
+    temperature: float = 0.0,
 ) -> list[str]:
-    """Greedy-decode one instruction per soft prompt (``b x n_tokens x hidden``), in one batch."""
+    """Decode one instruction per soft prompt (``b x n_tokens x hidden``), in one batch:
+    greedy, or sampled when ``temperature`` > 0. ``n_tokens`` may be 0 (no soft prompt)."""
     table = model.get_input_embeddings()
     batch = soft_prompts.shape[0]
     embeds = torch.cat(
@@ -101,7 +103,8 @@ def generate_instructions(
         inputs_embeds=embeds,
         attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
         max_new_tokens=max_new_tokens,
-        do_sample=False,
+        **({"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0
+           else {"do_sample": False}),
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     )
     texts = tokenizer.batch_decode(output, skip_special_tokens=True)

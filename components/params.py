@@ -45,6 +45,7 @@ class GeneratorParams(_Section):
     prompt: str = Field(min_length=1)  # needs {exemplars}; the soft prompt goes before it
     response_prefix: str = ""  # start of the reply the instruction continues
     max_new_tokens: int = Field(32, ge=4, le=512)
+    ape_temperature: float = Field(1.0, gt=0, le=5)  # sampling temperature of the APE baseline
 
     @model_validator(mode="after")
     def _check(self) -> GeneratorParams:
@@ -73,7 +74,8 @@ class BlackBoxParams(_Section):
 
 
 class BOParams(_Section):
-    sampler: Literal["instructzero", "botorch", "gp", "tpe", "random"] = "instructzero"
+    # instructzero: the paper's; random: "Uniform"; ape: no soft prompt, sampled instructions
+    sampler: Literal["instructzero", "botorch", "gp", "tpe", "random", "ape"] = "instructzero"
     n_trials: int = Field(40, ge=1, le=10000)
     n_startup_trials: int = Field(8, ge=1, le=10000)
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together

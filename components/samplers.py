@@ -10,7 +10,7 @@ from optuna_integration.botorch import qlogei_candidates_func
 
 from components.instructzero_sampler import InstructZeroSampler
 
-SAMPLERS: tuple[str, ...] = ("instructzero", "botorch", "gp", "tpe", "random")
+SAMPLERS: tuple[str, ...] = ("instructzero", "botorch", "gp", "tpe", "random", "ape")
 
 
 class SobolSampler(optuna.samplers.RandomSampler):
@@ -42,7 +42,8 @@ def make_sampler(name: str, n_startup_trials: int, seed: int) -> optuna.samplers
 
     ``instructzero``: the GP with the instruction-coupled kernel (the paper's); ``botorch``: a
     GP (BoTorch's SingleTaskGP) with qLogEI, pending trials fantasized so that a batch of asked
-    trials is spread out; ``gp``: Optuna's GPSampler; ``tpe``; ``random``.
+    trials is spread out; ``gp``: Optuna's GPSampler; ``tpe``; ``random`` (the paper's Uniform);
+    ``ape``: random z that the flow ignores (APE samples instructions without a soft prompt).
     """
     sobol = SobolSampler(seed=seed)
     if name == "instructzero":
@@ -62,6 +63,6 @@ def make_sampler(name: str, n_startup_trials: int, seed: int) -> optuna.samplers
         )
     if name == "tpe":
         return optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, seed=seed)
-    if name == "random":
+    if name in ("random", "ape"):  # APE ignores z; its trials still record one
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown sampler {name!r}; choose one of {list(SAMPLERS)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.settings import (
     CANDIDATES,
@@ -36,6 +36,8 @@ def evaluate_test(params_path: Path = PARAMS) -> dict:
     instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + [EMPTY]))
     with open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
                        RESPONSE_CACHE, SERVER_LOG) as blackbox:
+        get_run_logger().info("scoring %d instructions (the top %d and the empty one) on %d test examples",
+                              len(instructions), len(candidates), len(split.test))
         test = {e.instruction: e.mean for e in evaluate(blackbox, instructions, split.test, metric)}
     best = candidates[0]
     result = {

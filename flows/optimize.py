@@ -34,7 +34,7 @@ from flows.timing import Stopwatch
 from tasks.blackbox import evaluate, open_blackbox
 from tasks.data import read_split, split_digest
 from tasks.files import write_json
-from tasks.generator import generate, load_generator, make_prompt, setup_projection
+from tasks.generator import generate, load_generator, make_prompt, sample_without_soft_prompt, setup_projection
 from tasks.study import (
     ask,
     best_evaluations,
@@ -77,8 +77,11 @@ def optimize(params_path: Path = PARAMS) -> None:
             with clock("bo"):
                 trials, z = ask(study, min(params.bo.batch_size, params.bo.n_trials - done), projection.intrinsic_dim)
             with clock("generator"):
-                instructions = generate(model, tokenizer, prompt, projection, z, params.generator.max_new_tokens,
-                                        params.generator.response_prefix)
+                if params.bo.sampler == "ape":
+                    seed = params.bo.seed * 1_000_003 + trials[0].number
+                    instructions = sample_without_soft_prompt(model, tokenizer, prompt, len(z), params.generator, seed)
+                else:
+                    instructions = generate(model, tokenizer, prompt, projection, z, params.generator)
             new = list(dict.fromkeys(v for v in instructions if v not in known))
             with clock("blackbox"):
                 known.update((e.instruction, e) for e in evaluate(blackbox, new, split.validation, metric))

@@ -69,11 +69,23 @@ def setup_projection(params: ProjectionParams, model: PreTrainedModel, path: Pat
 @task(cache_policy=NO_CACHE)
 def generate(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
-    projection: Projection, z: list[list[float]], max_new_tokens: int, response_prefix: str,
+    projection: Projection, z: list[list[float]], params: GeneratorParams,
 ) -> list[str]:
-    """One instruction per point z (a batch of ``len(z)`` soft prompts)."""
+    """One instruction per point z (a batch of ``len(z)`` soft prompts), greedy."""
     soft = projection.soft_prompts(torch.tensor(z, dtype=torch.float32))
-    return generate_instructions(model, tokenizer, prompt, soft, max_new_tokens, response_prefix)
+    return generate_instructions(model, tokenizer, prompt, soft, params.max_new_tokens, params.response_prefix)
+
+
+@task(cache_policy=NO_CACHE)
+def sample_without_soft_prompt(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
+    n: int, params: GeneratorParams, seed: int,
+) -> list[str]:
+    """APE's candidates: ``n`` instructions sampled from the exemplars alone (no soft prompt)."""
+    torch.manual_seed(seed)
+    empty = torch.zeros(n, 0, model.config.hidden_size)  # n x 0 x hidden
+    return generate_instructions(model, tokenizer, prompt, empty, params.max_new_tokens,
+                                 params.response_prefix, temperature=params.ape_temperature)
 
 
 @task(cache_policy=NO_CACHE)

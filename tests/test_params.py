@@ -23,7 +23,8 @@ def test_repository_params_are_valid():
     [
         ("bo", "n_trails", 3, r"bo.n_trails: Extra inputs are not permitted"),
         ("data", "n_validation", 0, r"data.n_validation: Input should be greater than or equal to 1 \(got 0\)"),
-        ("bo", "sampler", "grid", r"bo.sampler: Input should be 'instructzero', 'botorch', 'gp', 'tpe' or 'random'"),
+        ("bo", "sampler", "grid",
+         r"bo.sampler: Input should be 'instructzero', 'botorch', 'gp', 'tpe', 'random' or 'ape'"),
         ("data", "metric", "bleu", r"data.metric must be one of"),
         ("projection", "scale", "big", r"projection.scale: Input should be a valid number"),
         ("generator", "prompt", "no placeholder", r"generator.prompt must contain the placeholder \{exemplars\}"),

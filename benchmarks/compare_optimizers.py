@@ -1,0 +1,144 @@
+"""Every optimiser on the same tasks, splits, black box and budget, over several seeds.
+
+Runs the real flows (prepare -> optimize -> evaluate) per task x seed x method in a temporary
+project directory, all against one local model server and one shared response cache (so an
+instruction two methods both found is paid once; the table counts each method's black-box
+calls as if its cache were cold). Prints a markdown table (mean test score +- std per task and
+method, black-box calls and wall time per method) and writes it with a plot under --out.
+
+    .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment antonyms --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
+from components.local_server import local_model_server
+from flows.evaluate import evaluate_test
+from flows.optimize import optimize
+from flows.prepare import prepare
+from flows.settings import EMBEDDED_MODEL
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "instruction-induction"
+METHODS = ("instructzero", "random", "ape", "tpe", "gp")
+LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler"}
+
+
+def run_one(workdir: Path, params: dict) -> dict:
+    """One pipeline run in ``workdir``; returns its test and optimisation metrics."""
+    cwd = Path.cwd()
+    os.chdir(workdir)
+    try:
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+        start = time.perf_counter()
+        prepare()
+        optimize()
+        test = evaluate_test()
+        opt = json.loads(Path("metrics/optimize.json").read_text())
+        return {"test": test["best_test_score"], "val": test["best_val_score"], "empty": test["empty_instruction_test_score"],
+                "calls": opt["n_distinct_instructions"] * params["data"]["n_validation"],
+                "seconds": time.perf_counter() - start, "instruction": test["best_instruction"]}
+    finally:
+        os.chdir(cwd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", required=True, help="Instruction Induction task names")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--metric", default="contains", help="'paper' for the paper's per-task metric")
+    parser.add_argument("--n-test", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    results: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    os.environ["OPENAI_API_KEY"] = "local"  # the local server checks no key
+    with tempfile.TemporaryDirectory() as tmp, local_model_server(
+        ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=base["blackbox"]["server_cache_blocks"],
+        block_size=base["blackbox"]["server_block_size"], max_batch_tokens=base["blackbox"]["server_max_batch_tokens"],
+    ) as url:
+        for task in args.tasks:
+            for seed in args.seeds:
+                for method in args.methods:
+                    workdir = Path(tmp) / f"{task}-{seed}-{method}"
+                    (workdir / "models").mkdir(parents=True)
+                    (workdir / "outputs").mkdir()
+                    (workdir / EMBEDDED_MODEL).symlink_to(ROOT / EMBEDDED_MODEL)
+                    (workdir / "outputs" / "responses.db").symlink_to(Path(tmp) / "responses.db")
+                    params = json.loads(json.dumps(base))
+                    params["generator"]["model"] = str(ROOT / EMBEDDED_MODEL)
+                    params["data"].update(source="instruction_induction", task=task, location=str(SHARED),
+                                          metric=None if args.metric == "paper" else args.metric,
+                                          seed=seed, n_test=args.n_test)
+                    params["projection"]["seed"] = seed
+                    params["bo"].update(sampler=method, seed=seed, n_trials=args.trials)
+                    params["blackbox"].update(base_url=url, model=str(EMBEDDED_MODEL))
+                    params["eval"]["top_k"] = 1
+                    r = run_one(workdir, params)
+                    results[task, method].append(r)
+                    print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, "
+                          f"empty {r['empty']:.3f}) {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
+    table = markdown(results, args)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compare_optimizers.md").write_text(table + "\n")
+    (args.out / "compare_optimizers.json").write_text(json.dumps(
+        {f"{t}/{m}": rs for (t, m), rs in results.items()}, indent=2) + "\n")
+    plot(results, args, args.out / "compare_optimizers.png")
+
+
+def _mean_std(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {std:.3f}"
+
+
+def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace) -> str:
+    header = "| task | " + " | ".join(LABELS[m] for m in args.methods) + " | empty instruction |"
+    lines = [f"Test score (metric: {args.metric}, {args.trials} trials, seeds {args.seeds}, "
+             f"mean ± std over seeds; n_test ≤ {args.n_test})", "", header,
+             "|" + "---|" * (len(args.methods) + 2)]
+    for task in args.tasks:
+        empty = [r["empty"] for r in results[task, args.methods[0]]]
+        lines.append(f"| {task} | " + " | ".join(_mean_std([r["test"] for r in results[task, m]])
+                                                 for m in args.methods) + f" | {_mean_std(empty)} |")
+    lines += ["", "| method | mean test score | black-box calls per run (cold cache) | wall time per run (s) |",
+              "|---|---|---|---|"]
+    for m in args.methods:
+        runs = [r for t in args.tasks for r in results[t, m]]
+        lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | "
+                     f"{statistics.mean(r['calls'] for r in runs):.0f} | {statistics.mean(r['seconds'] for r in runs):.0f} |")
+    return "\n".join(lines)
+
+
+def plot(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(args.tasks)), 4))
+    width = 0.8 / len(args.methods)
+    for i, m in enumerate(args.methods):
+        means = [statistics.mean(r["test"] for r in results[t, m]) for t in args.tasks]
+        stds = [statistics.stdev([r["test"] for r in results[t, m]]) if len(args.seeds) > 1 else 0 for t in args.tasks]
+        ax.bar([k + i * width for k in range(len(args.tasks))], means, width, yerr=stds, label=LABELS[m], capsize=2)
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(args.tasks))], args.tasks, rotation=20)
+    ax.set(ylabel="test score", title=f"Optimisers on the embedded default ({args.trials} trials)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
