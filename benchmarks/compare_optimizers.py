@@ -46,7 +46,8 @@ def run_one(workdir: Path, params: dict) -> dict:
         optimize()
         test = evaluate_test()
         opt = json.loads(Path("metrics/optimize.json").read_text())
-        return {"test": test["best_test_score"], "val": test["best_val_score"], "empty": test["empty_instruction_test_score"],
+        return {"test": test["best_test_score"], "val": test["best_val_score"],
+                "empty": test["empty_instruction_test_score"],
                 "calls": opt["n_distinct_instructions"] * params["data"]["n_validation"],
                 "seconds": time.perf_counter() - start, "instruction": test["best_instruction"]}
     finally:
@@ -86,7 +87,7 @@ def main() -> None:
                                           seed=seed, n_test=args.n_test)
                     params["projection"]["seed"] = seed
                     params["bo"].update(sampler=method, seed=seed, n_trials=args.trials)
-                    params["blackbox"].update(base_url=url, model=str(EMBEDDED_MODEL))
+                    params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
                     params["eval"]["top_k"] = 1
                     r = run_one(workdir, params)
                     results[task, method].append(r)
@@ -120,7 +121,8 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
     for m in args.methods:
         runs = [r for t in args.tasks for r in results[t, m]]
         lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | "
-                     f"{statistics.mean(r['calls'] for r in runs):.0f} | {statistics.mean(r['seconds'] for r in runs):.0f} |")
+                     f"{statistics.mean(r['calls'] for r in runs):.0f} | "
+                     f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
     return "\n".join(lines)
 
 

@@ -127,6 +127,8 @@ class BlackBox:
             raise BlackBoxError(f"{self.base_url}: the API key (OPENAI_API_KEY) was refused") from err
         except openai.NotFoundError as err:
             raise BlackBoxError(f"{self.base_url}: model {self.model!r} not served there ({err})") from err
+        except openai.BadRequestError as err:
+            raise BlackBoxError(f"{self.base_url} refused the request for model {self.model!r}: {err.message}") from err
         self.stats.calls += 1
         if response.usage is not None:
             self.stats.prompt_tokens += response.usage.prompt_tokens

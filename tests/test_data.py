@@ -117,3 +117,28 @@ def test_builtin_answers_are_right():
     assert all(e.outputs[0] == e.input[0] for e in builtin_task("first_letter").pool)
     with pytest.raises(ValueError, match="unknown built-in task 'nope'"):
         builtin_task("nope")
+
+
+def test_instruction_induction_from_a_url(monkeypatch):
+    """The loader reads a URL as it reads a directory (a real HTTP server on 127.0.0.1)."""
+    import functools
+    import http.server
+    import threading
+
+    from components.params import DataParams
+    from tasks.data import load_task
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(II.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        params = DataParams(source="instruction_induction", task="antonyms", location=url)
+        remote = load_task.fn(params)
+        local = load_task.fn(DataParams(source="instruction_induction", task="antonyms", location=str(II.parent)))
+        assert remote == local and len(remote.test) == 100
+        with pytest.raises(TaskDataError, match=r"raw/induce/nope.json: cannot read task file"):
+            load_task.fn(DataParams(source="instruction_induction", task="nope", location=url))
+    finally:
+        server.shutdown()
+        server.server_close()
