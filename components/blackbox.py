@@ -67,6 +67,10 @@ class CallStats:
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> CallStats:
+        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
 
 @dataclass
 class BlackBox:

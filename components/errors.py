@@ -15,5 +15,9 @@ class ConfigError(InstructZeroError, ValueError):
     """params.yaml has an unknown key, a wrong type or a value out of range."""
 
 
+class BudgetError(InstructZeroError, RuntimeError):
+    """The black-box budget does not allow what was asked."""
+
+
 class BlackBoxError(InstructZeroError, RuntimeError):
     """The black-box endpoint cannot be used (unreachable, unknown model, missing key)."""

@@ -82,6 +82,15 @@ class BOParams(_Section):
     seed: int = 0
 
 
+class BudgetParams(_Section):
+    """Hard limits on the black box during optimisation (null: none)."""
+
+    max_calls: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_cost: float | None = Field(None, gt=0)  # US$, priced with `prices` or the built-in table
+    prices: dict[str, tuple[float, float]] = {}  # model -> US$ per million (prompt, completion) tokens
+
+
 class EvalParams(_Section):
     top_k: int = Field(3, ge=1, le=100)  # best instructions scored on the test set
 
@@ -96,6 +105,7 @@ class Params(_Section):
     generator: GeneratorParams
     blackbox: BlackBoxParams = BlackBoxParams()
     bo: BOParams = BOParams()
+    budget: BudgetParams = BudgetParams()
     eval: EvalParams = EvalParams()
     tracking: TrackingParams = TrackingParams()
 

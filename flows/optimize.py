@@ -12,6 +12,9 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from components.blackbox import CallStats
+from components.budget import Budget
+from components.errors import BudgetError
 from flows.settings import (
     CANDIDATES,
     METRICS,
@@ -26,6 +29,7 @@ from flows.settings import (
     STUDY_DB,
     TRACKING_URI,
     TRIALS,
+    blackbox_price,
     load_params,
     local_model,
     study_name,
@@ -38,6 +42,7 @@ from tasks.generator import generate, load_generator, make_prompt, sample_withou
 from tasks.study import (
     ask,
     best_evaluations,
+    fail,
     known_evaluations,
     n_complete,
     open_study,
@@ -46,7 +51,7 @@ from tasks.study import (
 )
 from tasks.tracking import convergence_plot, log_results, log_trials, start_run
 
-RUN_ID_ATTR = "mlflow_run_id"
+RUN_ID_ATTR, USAGE_ATTR = "mlflow_run_id", "blackbox_usage"
 
 
 @flow(name="optimize-instruction")
@@ -69,8 +74,12 @@ def optimize(params_path: Path = PARAMS) -> None:
     study.set_user_attr(RUN_ID_ATTR, run_id)
     known = known_evaluations(study)
     clock = Stopwatch()
+    budget = Budget(params.budget.max_calls, params.budget.max_tokens, params.budget.max_cost,
+                    blackbox_price(params) or (0.0, 0.0))
+    stopped_by_budget = False
     api_key = os.environ.get("OPENAI_API_KEY")
     with open_blackbox(params.blackbox, api_key, local_model(params), RESPONSE_CACHE, SERVER_LOG) as blackbox:
+        blackbox.stats = CallStats.from_dict(study.user_attrs.get(USAGE_ATTR, {}))  # this study's spending so far
         logger.info("study %s: %d/%d trials done; black box %s",
                     name, n_complete(study), params.bo.n_trials, blackbox.model)
         while (done := n_complete(study)) < params.bo.n_trials:
@@ -83,8 +92,15 @@ def optimize(params_path: Path = PARAMS) -> None:
                 else:
                     instructions = generate(model, tokenizer, prompt, projection, z, params.generator)
             new = list(dict.fromkeys(v for v in instructions if v not in known))
+            if not budget.allows(blackbox.stats, len(new) * len(split.validation)):
+                fail(study, trials)
+                stopped_by_budget = True
+                logger.warning("budget reached after %d black-box calls: stopping with the best so far",
+                               blackbox.stats.calls)
+                break
             with clock("blackbox"):
                 known.update((e.instruction, e) for e in evaluate(blackbox, new, split.validation, metric))
+            study.set_user_attr(USAGE_ATTR, blackbox.stats.as_dict())
             for trial, instruction in zip(trials, instructions, strict=True):
                 tell(study, trial, known[instruction])
             records = trial_records(study)
@@ -98,6 +114,8 @@ def optimize(params_path: Path = PARAMS) -> None:
 
     records = trial_records(study)
     top = best_evaluations(study, params.eval.top_k)
+    if not top:
+        raise BudgetError(f"the budget ({params.budget.model_dump(exclude={'prices'})}) allowed no trial at all")
     write_json(TRIALS, records)
     write_json(CANDIDATES, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)}
                             for e in top])
@@ -107,6 +125,7 @@ def optimize(params_path: Path = PARAMS) -> None:
         "best_val_score": top[0].mean,
         "n_trials": len(records),
         "n_distinct_instructions": len(known),
+        "stopped_by_budget": int(stopped_by_budget),
         **{f"blackbox_{k}": v for k, v in blackbox.stats.as_dict().items()},
         **{f"seconds_{k}": round(v, 2) for k, v in clock.seconds.items()},
     }

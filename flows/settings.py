@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from components.budget import price_for
 from components.errors import ConfigError
 from components.params import Params, parse_params
 
@@ -53,3 +54,20 @@ def study_name(params: Params) -> str:
 def local_model(params: Params) -> Path:
     """The model the local black-box server serves when no base_url is given."""
     return Path(params.blackbox.model) if params.blackbox.model else EMBEDDED_MODEL
+
+
+def blackbox_price(params: Params) -> tuple[float, float] | None:
+    """US$ per million (prompt, completion) tokens of the black box; the local server is free.
+
+    Raises:
+        ConfigError: when ``budget.max_cost`` is set and the model has no known price.
+    """
+    if params.blackbox.base_url is None:
+        return 0.0, 0.0
+    price = price_for(params.blackbox.model or "", params.budget.prices)
+    if price is None and params.budget.max_cost is not None:
+        raise ConfigError(
+            f"budget.max_cost is set but no price is known for model {params.blackbox.model!r}: "
+            f"add budget.prices.{params.blackbox.model}: [prompt, completion] (US$ per million tokens)"
+        )
+    return price

@@ -51,6 +51,12 @@ def known_evaluations(study: optuna.Study) -> dict[str, Evaluation]:
     return known
 
 
+def fail(study: optuna.Study, trials: list[optuna.Trial]) -> None:
+    """Close trials that will not be scored (e.g. the budget ran out)."""
+    for trial in trials:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
 def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> None:
     trial.set_user_attr(INSTRUCTION, evaluation.instruction)
     trial.set_user_attr(OUTPUTS, list(evaluation.outputs))

@@ -72,5 +72,22 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     assert json.loads((workdir / "outputs/run.json").read_text())["mlflow_run_id"] == run_id
     opt = json.loads((workdir / "metrics/optimize.json").read_text())
     new_distinct = {t["instruction"] for t in json.loads((workdir / "outputs/trials.json").read_text())}
-    assert opt["blackbox_calls"] == 5 * len(new_distinct - distinct)
+    assert opt["blackbox_calls"] == 5 * len(new_distinct)  # the study's spending, across both runs
     assert _cached_responses() - before == 5 * len(new_distinct - distinct)
+
+
+def test_budget_stops_cleanly_and_the_best_so_far_is_tested(workdir, prefect_harness, monkeypatch):
+    from tests.openai_stub import last_input, stub_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with stub_server(lambda p: last_input(p)[0] if len(p) % 2 else "no") as server:
+        (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
+            blackbox={"base_url": server.base_url, "model": "stub"}, budget={"max_calls": 12},
+            bo={"n_trials": 10})))
+        prepare()
+        optimize()
+        opt = json.loads((workdir / "metrics/optimize.json").read_text())
+        assert opt["stopped_by_budget"] == 1 and opt["blackbox_calls"] <= 12 and opt["n_trials"] < 10
+        assert len(server.requests) == opt["blackbox_calls"]
+        result = evaluate_test()
+    assert result["best_instruction"] == json.loads((workdir / "outputs/candidates.json").read_text())[0]["instruction"]

@@ -1,0 +1,88 @@
+"""Black-box spending: hard limits, cost from a price table, and the plan of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from components.blackbox import CallStats, zero_shot_prompt
+from components.data import Example
+
+# US$ per million (prompt, completion) tokens; params.yaml's budget.prices adds or overrides.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-3.5-turbo": (0.50, 1.50),
+}
+CHARS_PER_TOKEN = 4  # the usual rough ratio, for plans made before any response
+
+
+def cost(stats: CallStats, price: tuple[float, float]) -> float:
+    """US$ spent for the tokens in ``stats`` at ``price`` per million (prompt, completion)."""
+    return (stats.prompt_tokens * price[0] + stats.completion_tokens * price[1]) / 1e6
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Hard limits on the black box; ``None`` means no limit."""
+
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    price: tuple[float, float] = (0.0, 0.0)
+
+    def allows(self, used: CallStats, more_calls: int) -> bool:
+        """Whether ``more_calls`` further calls stay within every limit; their tokens are
+        estimated from the average so far (or not at all before the first call)."""
+        calls = used.calls + more_calls
+        per_call = (used.prompt_tokens + used.completion_tokens) / used.calls if used.calls else 0.0
+        share = used.prompt_tokens / max(used.prompt_tokens + used.completion_tokens, 1)
+        tokens = used.prompt_tokens + used.completion_tokens + per_call * more_calls
+        spend = (tokens * share * self.price[0] + tokens * (1 - share) * self.price[1]) / 1e6
+        return (
+            (self.max_calls is None or calls <= self.max_calls)
+            and (self.max_tokens is None or tokens <= self.max_tokens)
+            and (self.max_cost is None or spend <= self.max_cost)
+        )
+
+
+def price_for(model: str, overrides: Mapping[str, Sequence[float]]) -> tuple[float, float] | None:
+    """The (prompt, completion) price of ``model``: an override, else the default table."""
+    if model in overrides:
+        prompt, completion = overrides[model]
+        return float(prompt), float(completion)
+    return DEFAULT_PRICES.get(model)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The most a run can spend: every trial a new instruction, every answer ``max_tokens`` long."""
+
+    validation_calls: int
+    test_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+
+    @property
+    def calls(self) -> int:
+        return self.validation_calls + self.test_calls
+
+
+def plan_run(
+    validation: Sequence[Example], test: Sequence[Example], n_trials: int, top_k: int, max_tokens: int,
+    instruction_tokens: int, price: tuple[float, float] | None,
+) -> Plan:
+    """Upper bounds of a run's calls, tokens and cost (duplicates and cache hits only lower them)."""
+    filler = "x" * (instruction_tokens * CHARS_PER_TOKEN)
+
+    def prompt_tokens(examples: Sequence[Example]) -> int:
+        return sum(len(zero_shot_prompt(filler, e.input)) for e in examples) // CHARS_PER_TOKEN
+
+    val_calls, test_calls = n_trials * len(validation), (top_k + 1) * len(test)
+    prompt = n_trials * prompt_tokens(validation) + (top_k + 1) * prompt_tokens(test)
+    completion = (val_calls + test_calls) * max_tokens
+    spend = None if price is None else (prompt * price[0] + completion * price[1]) / 1e6
+    return Plan(val_calls, test_calls, prompt, completion, spend)

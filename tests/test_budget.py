@@ -1,0 +1,50 @@
+import pytest
+
+from components.blackbox import CallStats
+from components.budget import Budget, cost, plan_run, price_for
+from components.data import Example
+from components.errors import ConfigError
+from components.params import parse_params
+from flows.settings import blackbox_price
+from tests.conftest import small_params
+
+
+def test_cost_and_prices():
+    assert cost(CallStats(calls=2, prompt_tokens=1_000_000, completion_tokens=500_000), (0.15, 0.60)) == 0.45
+    assert price_for("gpt-4o-mini", {}) == (0.15, 0.60)
+    assert price_for("gpt-4o-mini", {"gpt-4o-mini": [1, 2]}) == (1.0, 2.0)
+    assert price_for("my-model", {}) is None
+
+
+def test_budget_allows_up_to_each_limit():
+    used = CallStats(calls=10, prompt_tokens=900, completion_tokens=100)  # 100 tokens a call
+    assert Budget(max_calls=15).allows(used, 5) and not Budget(max_calls=15).allows(used, 6)
+    assert Budget(max_tokens=1500).allows(used, 5) and not Budget(max_tokens=1500).allows(used, 6)
+    priced = Budget(max_cost=1.0, price=(1_000.0, 1_000.0))  # US$1.0 spent so far, US$0.1 a call
+    assert priced.allows(used, 0) and not priced.allows(used, 1)
+    assert Budget().allows(used, 10**9)
+
+
+def test_plan_is_an_upper_bound():
+    val, test = [Example("abcd", ("a",))] * 4, [Example("abcd", ("a",))] * 10
+    plan = plan_run(val, test, n_trials=5, top_k=2, max_tokens=8, instruction_tokens=10, price=(1.0, 2.0))
+    assert (plan.validation_calls, plan.test_calls, plan.calls) == (20, 30, 50)
+    assert plan.completion_tokens == 50 * 8 and plan.prompt_tokens > 50 * 10
+    assert plan.cost == pytest.approx((plan.prompt_tokens + 2 * plan.completion_tokens) / 1e6)
+
+
+def test_max_cost_needs_a_price_for_a_remote_model():
+    params = parse_params(small_params(blackbox={"base_url": "http://h/v1", "model": "mystery"},
+                                       budget={"max_cost": 1.0}), "p")
+    with pytest.raises(ConfigError, match=r"no price is known for model 'mystery': add budget.prices.mystery"):
+        blackbox_price(params)
+    assert blackbox_price(parse_params(small_params(), "p")) == (0.0, 0.0)  # the local server
+
+
+def test_dry_run_prints_the_plan(monkeypatch):
+    from flows.dry_run import dry_run
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    text = dry_run()
+    assert "At most 1200 calls: 800 validation" in text and "Budget limits: none" in text
