@@ -101,15 +101,22 @@ def _instruction_induction_example(row: dict[str, Any], index: int, where: str) 
     return Example(_text(row["input"], where, "input"), answers)
 
 
-def parse_instruction_induction(text: str, source: str) -> tuple[Example, ...]:
-    """Parse ``{"examples": {"1": {...}, ...}}`` in the Instruction Induction format."""
+def _examples(text: str, source: str, container: type[dict] | type[list]) -> tuple[dict, Any]:
+    """The parsed JSON document and its non-empty ``examples`` (an object or a list)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise TaskDataError(f"{source}: not valid JSON (line {err.lineno}: {err.msg})") from err
     rows = data.get("examples") if isinstance(data, dict) else None
-    if not isinstance(rows, dict) or not rows:
-        raise TaskDataError(f"{source}: expected a non-empty object under 'examples'")
+    if not isinstance(rows, container) or not rows:
+        kind = "object" if container is dict else "list"
+        raise TaskDataError(f"{source}: expected a non-empty {kind} under 'examples'")
+    return data, rows
+
+
+def parse_instruction_induction(text: str, source: str) -> tuple[Example, ...]:
+    """Parse ``{"examples": {"1": {...}, ...}}`` in the Instruction Induction format."""
+    _, rows = _examples(text, source, dict)
     examples = []
     for index, (key, row) in enumerate(rows.items()):
         where = f"{source}: example {key!r}"
@@ -121,13 +128,7 @@ def parse_instruction_induction(text: str, source: str) -> tuple[Example, ...]:
 
 def parse_bigbench(text: str, source: str) -> tuple[Example, ...]:
     """Parse a BIG-bench ``task.json``: ``target`` answers or the best of ``target_scores``."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise TaskDataError(f"{source}: not valid JSON (line {err.lineno}: {err.msg})") from err
-    rows = data.get("examples") if isinstance(data, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise TaskDataError(f"{source}: expected a non-empty list under 'examples'")
+    data, rows = _examples(text, source, list)
     show_choices = data.get("append_choices_to_input", True)
     examples = []
     for index, row in enumerate(rows):

@@ -104,10 +104,7 @@ def optimize(params_path: Path = PARAMS) -> None:
             for trial, instruction in zip(trials, instructions, strict=True):
                 tell(study, trial, known[instruction])
             records = trial_records(study)
-            log_trials(TRACKING_URI, run_id, [
-                {**r, "outputs": list(known[r["instruction"]].outputs), "scores": list(known[r["instruction"]].scores)}
-                for r in records[-len(trials):]
-            ])
+            log_trials(TRACKING_URI, run_id, records[-len(trials):])
             best = best_evaluations(study, 1)[0]
             logger.info("trials %d/%d | best %.3f %r | %d new instructions", len(records), params.bo.n_trials,
                         best.mean, best.instruction, len(new))

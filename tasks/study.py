@@ -65,7 +65,8 @@ def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> No
 
 
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
-    """Completed trials in order, with the best score so far."""
+    """Completed trials in order: z, instruction, score, best score so far, and the black box's
+    outputs and per-example scores."""
     records, best = [], float("-inf")
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     for index, t in enumerate(complete, start=1):
@@ -74,6 +75,7 @@ def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
             "trial": index, "number": t.number, "instruction": t.user_attrs.get(INSTRUCTION, ""),
             "val_score": t.value, "best_val_score": best,
             "z": [t.params[k] for k in sorted(t.params)],
+            "outputs": t.user_attrs.get(OUTPUTS, []), "scores": t.user_attrs.get(SCORES, []),
         })
     return records
 
