@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from components.blackbox import ZERO_SHOT
 from flows.settings import (
     CANDIDATES,
     METRICS,
@@ -20,9 +21,9 @@ from flows.settings import (
     local_model,
 )
 from tasks.blackbox import evaluate, open_blackbox
-from tasks.data import read_split
+from tasks.data import read_split, split_digest
 from tasks.files import read_json, write_json
-from tasks.tracking import log_results
+from tasks.tracking import log_results, register_instruction
 
 EMPTY = ""  # the baseline: no instruction at all
 
@@ -52,6 +53,13 @@ def evaluate_test(params_path: Path = PARAMS) -> dict:
                 for c in candidates],
         "mlflow_run_id": run_id,
     }
+    result["registered"] = register_instruction(
+        TRACKING_URI, params.data.task,
+        ZERO_SHOT.format(instruction=best["instruction"], input="{{input}}"), result["best_test_score"],
+        {"instruction": best["instruction"], "val_score": f"{best['val_score']:.6f}", "metric": metric,
+         "blackbox_model": blackbox.model, "generator": params.generator.model, "optimizer": params.bo.sampler,
+         "data_version": split_digest(PREPARED), "mlflow_run_id": run_id},
+    )
     write_json(METRICS / "test.json", result)
     log_results(
         TRACKING_URI, run_id,

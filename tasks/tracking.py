@@ -9,6 +9,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import task
 
@@ -90,3 +91,29 @@ def convergence_plot(points: list[dict[str, Any]], title: str, path: Path) -> Pa
     return path
 
 
+
+
+PRODUCTION = "production"
+
+
+@task
+def register_instruction(
+    tracking_uri: str, task_name: str, template: str, test_score: float, tags: Mapping[str, str]
+) -> dict[str, Any]:
+    """Register ``template`` as a new version of the task's prompt in the MLflow Prompt Registry,
+    tagged with ``tags`` and its test score. The ``production`` alias moves to it only when its
+    test score beats the current production version's."""
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    name = f"instructzero-{task_name}"
+    version = client.register_prompt(
+        name, template, commit_message=f"test score {test_score:.3f}",
+        tags={**tags, "test_score": f"{test_score:.6f}"},
+    )
+    try:
+        current = float(client.get_prompt_version_by_alias(name, PRODUCTION).tags["test_score"])
+    except MlflowException:
+        current = None
+    promoted = current is None or test_score > current
+    if promoted:
+        client.set_prompt_alias(name, PRODUCTION, version.version)
+    return {"prompt": name, "version": int(version.version), "production": promoted}

@@ -62,6 +62,10 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"best_instruction.txt", "convergence.png", "trials", "candidates.json"} <= artifacts
     assert len(client.list_artifacts(run_id, "trials")) == 4
+    assert result["registered"] == {"prompt": "instructzero-first_letter", "version": 1, "production": True}
+    prompt = MlflowClient(TRACKING_URI, registry_uri=TRACKING_URI).get_prompt_version_by_alias(
+        "instructzero-first_letter", "production")
+    assert prompt.tags["mlflow_run_id"] == run_id and prompt.tags["instruction"] == result["best_instruction"]
 
     # More trials: the same study and MLflow run go on; old answers come from the cache.
     (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(bo={"n_trials": 6})))
