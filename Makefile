@@ -32,3 +32,4 @@ test: install
 
 lint: install
 	$(PY) -m ruff check components tasks flows tests benchmarks
+	$(PY) -m mypy components

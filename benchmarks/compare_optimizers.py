@@ -91,15 +91,19 @@ def main() -> None:
                     params["eval"]["top_k"] = 1
                     r = run_one(workdir, params)
                     results[task, method].append(r)
+                    save(results, args.out)  # after every run: an interrupted benchmark keeps its results
                     print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, "
                           f"empty {r['empty']:.3f}) {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
     table = markdown(results, args)
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compare_optimizers.md").write_text(table + "\n")
-    (args.out / "compare_optimizers.json").write_text(json.dumps(
-        {f"{t}/{m}": rs for (t, m), rs in results.items()}, indent=2) + "\n")
     plot(results, args, args.out / "compare_optimizers.png")
+
+
+def save(results: dict[tuple[str, str], list[dict]], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare_optimizers.json").write_text(json.dumps(
+        {f"{t}/{m}": rs for (t, m), rs in results.items()}, indent=2) + "\n")
 
 
 def _mean_std(values: list[float]) -> str:

@@ -18,6 +18,7 @@ from components.errors import BlackBoxError
 from components.metrics import score
 
 ZERO_SHOT = "Instruction: {instruction}\n\nInput: {input}\nOutput:"
+TEMPERATURE = 0.0  # the black box is greedy
 
 
 def zero_shot_prompt(instruction: str, text: str) -> str:
@@ -93,7 +94,8 @@ class BlackBox:
 
     @property
     def _params(self) -> dict[str, object]:
-        return {"temperature": 0.0, "max_tokens": self.max_tokens}
+        """The decoding parameters, as sent and as keyed in the cache."""
+        return {"temperature": TEMPERATURE, "max_tokens": self.max_tokens}
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """Answer every prompt (duplicates and cached ones cost nothing), in order."""
@@ -123,7 +125,8 @@ class BlackBox:
     async def _call(self, client: openai.AsyncOpenAI, prompt: str) -> str:
         try:
             response = await client.chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": prompt}], **self._params
+                model=self.model, messages=[{"role": "user", "content": prompt}],
+                temperature=TEMPERATURE, max_tokens=self.max_tokens,
             )
         except openai.APIConnectionError as err:
             raise BlackBoxError(f"blackbox.base_url {self.base_url!r}: cannot connect ({err})") from err

@@ -42,7 +42,14 @@ def load_generator(model_ref: str) -> tuple[PreTrainedModel, PreTrainedTokenizer
 
 def embedding_std(model: PreTrainedModel) -> float:
     """Per-coordinate standard deviation of the model's token embeddings."""
-    return model.get_input_embeddings().weight.std().item()
+    return _embeddings(model).weight.std().item()
+
+
+def _embeddings(model: PreTrainedModel) -> torch.nn.Embedding:
+    table = model.get_input_embeddings()
+    if not isinstance(table, torch.nn.Embedding):
+        raise ValueError(f"expected an nn.Embedding input table, got {type(table).__name__}")
+    return table
 
 
 def format_exemplars(exemplars: Sequence[Example]) -> str:
@@ -69,6 +76,7 @@ def build_prompt(
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
     )
+    assert isinstance(text, str)  # tokenize=False renders text
     prefix, suffix = text.split(_SOFT)
 
     def encode(part: str) -> torch.Tensor:
@@ -89,7 +97,7 @@ def generate_instructions(
 ) -> list[str]:
     """Decode one instruction per soft prompt (``b x n_tokens x hidden``), in one batch:
     greedy, or sampled when ``temperature`` > 0. ``n_tokens`` may be 0 (no soft prompt)."""
-    table = model.get_input_embeddings()
+    table = _embeddings(model)
     batch = soft_prompts.shape[0]
     embeds = torch.cat(
         [
@@ -99,7 +107,7 @@ def generate_instructions(
         ],
         dim=1,
     )
-    output = model.generate(
+    output = model.generate(  # type: ignore[operator]  # nn.Module.__getattr__ hides GenerationMixin
         inputs_embeds=embeds,
         attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
         max_new_tokens=max_new_tokens,
