@@ -20,6 +20,7 @@ def last_input(prompt: str) -> str:
 
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog (5) refuses bursts of concurrent clients
 
     def __init__(self, answer: Callable[[str], str], models: tuple[str, ...]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
