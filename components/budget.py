@@ -34,13 +34,12 @@ class Budget:
     price: tuple[float, float] = (0.0, 0.0)
 
     def allows(self, used: CallStats, more_calls: int) -> bool:
-        """Whether ``more_calls`` further calls stay within every limit; their tokens are
-        estimated from the average so far (or not at all before the first call)."""
+        """Whether ``more_calls`` further calls stay within every limit; their tokens and cost
+        are estimated from the average call so far (or not at all before the first call)."""
         calls = used.calls + more_calls
-        per_call = (used.prompt_tokens + used.completion_tokens) / used.calls if used.calls else 0.0
-        share = used.prompt_tokens / max(used.prompt_tokens + used.completion_tokens, 1)
-        tokens = used.prompt_tokens + used.completion_tokens + per_call * more_calls
-        spend = (tokens * share * self.price[0] + tokens * (1 - share) * self.price[1]) / 1e6
+        growth = calls / used.calls if used.calls else 1.0  # usage scales with the calls made
+        tokens = (used.prompt_tokens + used.completion_tokens) * growth
+        spend = cost(used, self.price) * growth
         return (
             (self.max_calls is None or calls <= self.max_calls)
             and (self.max_tokens is None or tokens <= self.max_tokens)
@@ -84,5 +83,5 @@ def plan_run(
     val_calls, test_calls = n_trials * len(validation), (top_k + 1) * len(test)
     prompt = n_trials * prompt_tokens(validation) + (top_k + 1) * prompt_tokens(test)
     completion = (val_calls + test_calls) * max_tokens
-    spend = None if price is None else (prompt * price[0] + completion * price[1]) / 1e6
+    spend = None if price is None else cost(CallStats(prompt_tokens=prompt, completion_tokens=completion), price)
     return Plan(val_calls, test_calls, prompt, completion, spend)
