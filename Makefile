@@ -32,4 +32,4 @@ test: install
 
 lint: install
 	$(PY) -m ruff check components tasks flows tests benchmarks
-	$(PY) -m mypy components
+	$(PY) -m mypy components tasks flows

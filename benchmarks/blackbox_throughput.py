@@ -1,7 +1,9 @@
 """Black-box throughput against the local model server: calls/s and server RSS per concurrency.
 
-Each setting sends distinct zero-shot prompts (no cache hits) after a warm-up; prints calls/s,
-seconds per instruction evaluated (20 validation examples) and the server's resident memory.
+Each setting sends distinct zero-shot prompts (no cache hits) after a warm-up; prints calls/s
+(and the speed-up over one call at a time), seconds per instruction evaluated (20 validation
+examples) and the server's resident memory. Then the share of a full BO run's wall time spent on
+the black box, the generator and the GP, from the pipeline's last run (metrics/optimize.json).
 
     .venv/bin/python -m benchmarks.blackbox_throughput --concurrency 1 4 16 32 --calls 64
 """
@@ -9,6 +11,7 @@ seconds per instruction evaluated (20 validation examples) and the server's resi
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -55,11 +58,21 @@ def main() -> None:
             return time.perf_counter() - start
 
         run(8, 16)  # warm-up
-        print(f"{'concurrency':>11s} {'calls/s':>8s} {'s/instruction(20)':>18s} {'server RSS GB':>14s}")
+        print(f"{'concurrency':>11s} {'calls/s':>8s} {'speed-up':>9s} {'s/instruction(20)':>18s} "
+              f"{'server RSS GB':>14s}")
+        first = None
         for concurrency in args.concurrency:
-            seconds = run(concurrency, args.calls)
-            rate = args.calls / seconds
-            print(f"{concurrency:11d} {rate:8.2f} {20 / rate:18.1f} {server_rss_gb():14.2f}", flush=True)
+            rate = args.calls / run(concurrency, args.calls)
+            first = first or rate
+            print(f"{concurrency:11d} {rate:8.2f} {rate / first:8.1f}x {20 / rate:18.1f} {server_rss_gb():14.2f}",
+                  flush=True)
+    metrics = Path("metrics/optimize.json")
+    if metrics.exists():
+        seconds = {k: json.loads(metrics.read_text())[f"seconds_{k}"] for k in ("blackbox", "generator", "bo")}
+        total = sum(seconds.values())
+        print(f"BO loop of the last pipeline run ({metrics}, {total:.0f} s): " + ", ".join(
+            f"{name} {seconds[key] / total:.0%}" for key, name in
+            (("blackbox", "black box"), ("generator", "generator"), ("bo", "GP/acquisition"))))
 
 
 if __name__ == "__main__":

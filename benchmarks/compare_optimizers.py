@@ -1,10 +1,13 @@
 """Every optimiser on the same tasks, splits, black box and budget, over several seeds.
 
 Runs the real flows (prepare -> optimize -> evaluate) per task x seed x method in a temporary
-project directory, all against one local model server and one shared response cache (so an
-instruction two methods both found is paid once; the table counts each method's black-box
-calls as if its cache were cold). Prints a markdown table (mean test score +- std per task and
-method, black-box calls and wall time per method) and writes it with a plot under --out.
+project directory with its own (cold) response cache, all against one local model server.
+Same budget = the same number of black-box validation calls (`--calls`, i.e. that many distinct
+instructions x n_validation): a method whose candidates repeat gets more trials, up to
+`--max-trials`. Prints a markdown table (mean test score +- std
+per task and method, black-box calls, trials and wall time per method) and writes it with a plot
+under --out. Results are saved after every run; started again with the same settings, it skips
+the runs already done.
 
     .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment antonyms --seeds 0 1 2
 """
@@ -47,7 +50,7 @@ def run_one(workdir: Path, params: dict) -> dict:
         test = evaluate_test()
         opt = json.loads(Path("metrics/optimize.json").read_text())
         return {"test": test["best_test_score"], "val": test["best_val_score"],
-                "empty": test["empty_instruction_test_score"],
+                "empty": test["empty_instruction_test_score"], "trials": opt["n_trials"],
                 "calls": opt["n_distinct_instructions"] * params["data"]["n_validation"],
                 "seconds": time.perf_counter() - start, "instruction": test["best_instruction"]}
     finally:
@@ -59,14 +62,16 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", required=True, help="Instruction Induction task names")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=320, help="black-box validation calls per run (the budget)")
+    parser.add_argument("--max-trials", type=int, default=48, help="trials per run, at most")
     parser.add_argument("--metric", default="contains", help="'paper' for the paper's per-task metric")
     parser.add_argument("--n-test", type=int, default=50)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    results: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    settings = {"calls": args.calls, "max_trials": args.max_trials, "metric": args.metric, "n_test": args.n_test}
+    results = load(args.out, settings)
     os.environ["OPENAI_API_KEY"] = "local"  # the local server checks no key
     with tempfile.TemporaryDirectory() as tmp, local_model_server(
         ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=base["blackbox"]["server_cache_blocks"],
@@ -75,23 +80,25 @@ def main() -> None:
         for seed in args.seeds:  # seed-major: a benchmark cut short still covers every task
             for task in args.tasks:
                 for method in args.methods:
+                    if any(r["seed"] == seed for r in results[task, method]):
+                        continue
                     workdir = Path(tmp) / f"{task}-{seed}-{method}"
                     (workdir / "models").mkdir(parents=True)
                     (workdir / "outputs").mkdir()
                     (workdir / EMBEDDED_MODEL).symlink_to(ROOT / EMBEDDED_MODEL)
-                    (workdir / "outputs" / "responses.db").symlink_to(Path(tmp) / "responses.db")
                     params = json.loads(json.dumps(base))
                     params["generator"]["model"] = str(ROOT / EMBEDDED_MODEL)
                     params["data"].update(source="instruction_induction", task=task, location=str(SHARED),
                                           metric=None if args.metric == "paper" else args.metric,
                                           seed=seed, n_test=args.n_test)
                     params["projection"]["seed"] = seed
-                    params["bo"].update(sampler=method, seed=seed, n_trials=args.trials)
+                    params["bo"].update(sampler=method, seed=seed, n_trials=args.max_trials)
+                    params["budget"]["max_calls"] = args.calls
                     params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
                     params["eval"]["top_k"] = 1
-                    r = run_one(workdir, params)
+                    r = {"seed": seed, **run_one(workdir, params)}
                     results[task, method].append(r)
-                    save(results, args.out)  # after every run: an interrupted benchmark keeps its results
+                    save(results, settings, args.out)  # after every run: an interrupted benchmark keeps its results
                     print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, "
                           f"empty {r['empty']:.3f}) {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
     table = markdown(results, args)
@@ -100,10 +107,22 @@ def main() -> None:
     plot(results, args, args.out / "compare_optimizers.png")
 
 
-def save(results: dict[tuple[str, str], list[dict]], out: Path) -> None:
+def load(out: Path, settings: dict) -> defaultdict[tuple[str, str], list[dict]]:
+    """Runs saved by an earlier invocation with the same settings (none otherwise)."""
+    results: defaultdict[tuple[str, str], list[dict]] = defaultdict(list)
+    path = out / "compare_optimizers.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if saved.get("settings") == settings:
+        for key, runs in saved["runs"].items():
+            task, method = key.split("/")
+            results[task, method] = runs
+    return results
+
+
+def save(results: dict[tuple[str, str], list[dict]], settings: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare_optimizers.json").write_text(json.dumps(
-        {f"{t}/{m}": rs for (t, m), rs in results.items()}, indent=2) + "\n")
+    runs = {f"{t}/{m}": rs for (t, m), rs in results.items()}
+    (out / "compare_optimizers.json").write_text(json.dumps({"settings": settings, "runs": runs}, indent=2) + "\n")
 
 
 def _mean_std(values: list[float]) -> str:
@@ -113,19 +132,21 @@ def _mean_std(values: list[float]) -> str:
 
 def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace) -> str:
     header = "| task | " + " | ".join(LABELS[m] for m in args.methods) + " | empty instruction |"
-    lines = [f"Test score (metric: {args.metric}, {args.trials} trials, seeds {args.seeds}, "
-             f"mean ± std over seeds; n_test ≤ {args.n_test})", "", header,
+    lines = [f"Test score (metric: {args.metric}; budget {args.calls} black-box validation calls, at most "
+             f"{args.max_trials} trials; seeds {args.seeds}, mean ± std over seeds; n_test ≤ {args.n_test})",
+             "", header,
              "|" + "---|" * (len(args.methods) + 2)]
     for task in args.tasks:
         empty = [r["empty"] for r in results[task, args.methods[0]]]
         lines.append(f"| {task} | " + " | ".join(_mean_std([r["test"] for r in results[task, m]])
                                                  for m in args.methods) + f" | {_mean_std(empty)} |")
-    lines += ["", "| method | mean test score | black-box calls per run (cold cache) | wall time per run (s) |",
-              "|---|---|---|---|"]
+    lines += ["", "| method | mean test score | black-box calls per run | trials per run | "
+              "wall time per run (s) |", "|---|---|---|---|---|"]
     for m in args.methods:
         runs = [r for t in args.tasks for r in results[t, m]]
         lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | "
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
+                     f"{statistics.mean(r['trials'] for r in runs):.0f} | "
                      f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
     return "\n".join(lines)
 
@@ -140,7 +161,7 @@ def plot(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace, p
         stds = [statistics.stdev([r["test"] for r in results[t, m]]) if len(args.seeds) > 1 else 0 for t in args.tasks]
         ax.bar([k + i * width for k in range(len(args.tasks))], means, width, yerr=stds, label=LABELS[m], capsize=2)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(args.tasks))], args.tasks, rotation=20)
-    ax.set(ylabel="test score", title=f"Optimisers on the embedded default ({args.trials} trials)")
+    ax.set(ylabel="test score", title=f"Optimisers on the embedded default ({args.calls} black-box calls)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -5,20 +5,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from components.data import Example
 from components.errors import BlackBoxError
 from components.metrics import score
+from components.ratelimit import RateLimiter
 
 ZERO_SHOT = "Instruction: {instruction}\n\nInput: {input}\nOutput:"
 TEMPERATURE = 0.0  # the black box is greedy
+MAX_BACKOFF = 60.0  # seconds, before jitter
+CHARS_PER_TOKEN = 4  # the usual rough ratio, for limits and plans made before any response
 
 
 def zero_shot_prompt(instruction: str, text: str) -> str:
@@ -56,17 +61,35 @@ class ResponseCache:
         self._db.close()
 
 
+class BadResponse(Exception):
+    """A 200 answer without a usable completion (no choices, no content)."""
+
+
 @dataclass
 class CallStats:
-    """What the black box cost so far."""
+    """What the black box cost so far, and the faults it absorbed.
+
+    ``calls`` counts answered requests; each fault counter counts failed attempts of that kind
+    (retried, or given up after ``max_retries``); ``failed`` counts calls given up.
+    """
 
     calls: int = 0
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    timeouts: int = 0
+    connection_errors: int = 0
+    bad_responses: int = 0
+    failed: int = 0
+
+    @property
+    def faults(self) -> int:
+        return self.rate_limited + self.server_errors + self.timeouts + self.connection_errors + self.bad_responses
 
     def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "faults": self.faults}
 
     @classmethod
     def from_dict(cls, data: dict[str, int]) -> CallStats:
@@ -75,10 +98,15 @@ class CallStats:
 
 @dataclass
 class BlackBox:
-    """Zero-shot, greedy chat completions with bounded concurrency and a response cache.
+    """Zero-shot, greedy chat completions with bounded concurrency, rate limits, retries and a
+    response cache.
 
     ``cache_url`` names the endpoint in cache keys (it defaults to ``base_url``; a local server
-    on a new port each run uses a fixed name so that its answers stay cached).
+    on a new port each run uses a fixed name so that its answers stay cached). Rate limits (429),
+    server errors, timeouts, dropped connections and unusable answers are retried with
+    exponential backoff and jitter (honouring Retry-After); a call still failing after
+    ``max_retries`` retries is answered ``None`` and not cached. Configuration errors (key,
+    model, request) raise at once.
     """
 
     base_url: str
@@ -89,58 +117,108 @@ class BlackBox:
     max_tokens: int = 32
     timeout: float = 120.0
     max_retries: int = 4
+    backoff: float = 1.0
     cache_url: str = ""
+    limiter: RateLimiter = field(default_factory=RateLimiter)
     stats: CallStats = field(default_factory=CallStats)
+    last_error: str = ""
 
     @property
     def _params(self) -> dict[str, object]:
         """The decoding parameters, as sent and as keyed in the cache."""
         return {"temperature": TEMPERATURE, "max_tokens": self.max_tokens}
 
-    def complete(self, prompts: Sequence[str]) -> list[str]:
-        """Answer every prompt (duplicates and cached ones cost nothing), in order."""
+    def complete(self, prompts: Sequence[str]) -> list[str | None]:
+        """Answer every prompt (duplicates and cached ones cost nothing), in order; ``None``
+        for a call that failed after every retry. Raises BlackBoxError if no call got through."""
         keys = [ResponseCache.key(self.cache_url or self.base_url, self.model, p, self._params) for p in prompts]
-        answers = {k: self.cache.get(k) for k in set(keys)}
+        answers: dict[str, str | None] = {k: self.cache.get(k) for k in set(keys)}
         self.stats.cache_hits += sum(answers[k] is not None for k in keys)
         missing = {k: p for k, p in zip(keys, prompts, strict=True) if answers[k] is None}
         if missing:
-            answers.update(asyncio.run(self._fetch(missing)))
-        return [answers[k] or "" for k in keys]
+            fetched = asyncio.run(self._fetch(missing))
+            if all(text is None for text in fetched.values()):
+                raise BlackBoxError(f"blackbox.base_url {self.base_url!r}: all {len(fetched)} calls failed after "
+                                    f"{self.max_retries} retries; last error: {self.last_error}")
+            answers.update(fetched)
+        return [answers[k] for k in keys]
 
-    async def _fetch(self, prompts: dict[str, str]) -> dict[str, str]:
+    async def _fetch(self, prompts: dict[str, str]) -> dict[str, str | None]:
         # A client per event loop: an AsyncOpenAI client must not outlive the loop it ran on.
         async with openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=self.max_retries
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
         ) as client:
             gate = asyncio.Semaphore(self.concurrency)
 
-            async def one(key: str, prompt: str) -> tuple[str, str]:
+            async def one(key: str, prompt: str) -> tuple[str, str | None]:
                 async with gate:
                     text = await self._call(client, prompt)
-                self.cache.put(key, text)
+                if text is not None:
+                    self.cache.put(key, text)
                 return key, text
 
             return dict(await asyncio.gather(*(one(k, p) for k, p in prompts.items())))
 
-    async def _call(self, client: openai.AsyncOpenAI, prompt: str) -> str:
-        try:
-            response = await client.chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": prompt}],
-                temperature=TEMPERATURE, max_tokens=self.max_tokens,
-            )
-        except openai.APIConnectionError as err:
-            raise BlackBoxError(f"blackbox.base_url {self.base_url!r}: cannot connect ({err})") from err
-        except openai.AuthenticationError as err:
-            raise BlackBoxError(f"{self.base_url}: the API key (OPENAI_API_KEY) was refused") from err
-        except openai.NotFoundError as err:
-            raise BlackBoxError(f"{self.base_url}: model {self.model!r} not served there ({err})") from err
-        except openai.BadRequestError as err:
-            raise BlackBoxError(f"{self.base_url} refused the request for model {self.model!r}: {err.message}") from err
+    async def _call(self, client: openai.AsyncOpenAI, prompt: str) -> str | None:
+        tokens = len(prompt) // CHARS_PER_TOKEN + self.max_tokens
+        for attempt in range(self.max_retries + 1):
+            await asyncio.sleep(self.limiter.reserve(tokens))
+            try:
+                return self._answer(await client.chat.completions.create(
+                    model=self.model, messages=[{"role": "user", "content": prompt}],
+                    temperature=TEMPERATURE, max_tokens=self.max_tokens,
+                ))
+            except openai.AuthenticationError as err:
+                raise BlackBoxError(f"{self.base_url}: the API key (OPENAI_API_KEY) was refused") from err
+            except openai.NotFoundError as err:
+                raise BlackBoxError(f"{self.base_url}: model {self.model!r} not served there ({err})") from err
+            except (openai.BadRequestError, openai.PermissionDeniedError, openai.UnprocessableEntityError) as err:
+                raise BlackBoxError(f"{self.base_url} refused the request for model {self.model!r}: {err}") from err
+            except (openai.APIError, BadResponse, ValueError) as err:  # ValueError: a body that is not JSON
+                told = self._count_fault(err)
+            if attempt < self.max_retries:
+                delay = min(MAX_BACKOFF, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+                if told is not None:
+                    self.limiter.pause(told)  # every request waits, not only this one
+                await asyncio.sleep(max(delay, told or 0.0))
+        self.stats.failed += 1
+        return None
+
+    def _answer(self, response: ChatCompletion) -> str:
+        if not response.choices or response.choices[0].message.content is None:
+            raise BadResponse("an answer without content")
         self.stats.calls += 1
         if response.usage is not None:
             self.stats.prompt_tokens += response.usage.prompt_tokens
             self.stats.completion_tokens += response.usage.completion_tokens
-        return (response.choices[0].message.content or "").strip()
+        return response.choices[0].message.content.strip()
+
+    def _count_fault(self, err: Exception) -> float | None:
+        """Count a retryable failure by kind; return the server's Retry-After in seconds, if any."""
+        self.last_error = f"{type(err).__name__}: {err}"
+        if isinstance(err, openai.APITimeoutError):
+            self.stats.timeouts += 1
+        elif isinstance(err, openai.APIConnectionError):
+            self.stats.connection_errors += 1
+        elif isinstance(err, openai.RateLimitError):
+            self.stats.rate_limited += 1
+        elif isinstance(err, openai.APIStatusError) and err.status_code >= 500:
+            self.stats.server_errors += 1
+        else:
+            self.stats.bad_responses += 1
+        if isinstance(err, openai.APIStatusError):
+            return retry_after(err.response.headers)
+        return None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``retry-after-ms`` or ``retry-after`` (seconds) header, capped at MAX_BACKOFF."""
+    for name, unit in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        try:
+            return min(MAX_BACKOFF, max(0.0, float(headers[name]) * unit))
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -158,14 +236,22 @@ class Evaluation:
 
 def evaluate_instructions(
     blackbox: BlackBox, instructions: Sequence[str], examples: Sequence[Example], metric: str
-) -> list[Evaluation]:
-    """Score each instruction zero-shot on ``examples``; all calls go out as one batch."""
+) -> list[Evaluation | None]:
+    """Score each instruction zero-shot on ``examples``; all calls go out as one batch.
+
+    An instruction with a call that failed after every retry gets ``None``, never a score: its
+    answered calls are cached, so evaluating it again pays only for the failed ones.
+    """
     prompts = [zero_shot_prompt(v, e.input) for v in instructions for e in examples]
     outputs = blackbox.complete(prompts)
     n = len(examples)
-    results = []
+    results: list[Evaluation | None] = []
     for i, instruction in enumerate(instructions):
-        outs = tuple(outputs[i * n : (i + 1) * n])
-        scores = tuple(score(o, e.outputs, metric) for o, e in zip(outs, examples, strict=True))
-        results.append(Evaluation(instruction, outs, scores))
+        outs = outputs[i * n : (i + 1) * n]
+        if any(o is None for o in outs):
+            results.append(None)
+            continue
+        texts = tuple(o or "" for o in outs)
+        scores = tuple(score(o, e.outputs, metric) for o, e in zip(texts, examples, strict=True))
+        results.append(Evaluation(instruction, texts, scores))
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from components.blackbox import CallStats, zero_shot_prompt
+from components.blackbox import CHARS_PER_TOKEN, CallStats, zero_shot_prompt
 from components.data import Example
 
 # US$ per million (prompt, completion) tokens; params.yaml's budget.prices adds or overrides.
@@ -16,7 +16,6 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1": (2.00, 8.00),
     "gpt-3.5-turbo": (0.50, 1.50),
 }
-CHARS_PER_TOKEN = 4  # the usual rough ratio, for plans made before any response
 
 
 def cost(stats: CallStats, price: tuple[float, float]) -> float:

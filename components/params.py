@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.errors import ConfigError
@@ -61,6 +64,9 @@ class BlackBoxParams(_Section):
     max_tokens: int = Field(32, ge=1, le=4096)
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0, le=20)
+    backoff: float = Field(1.0, gt=0, le=60)  # first retry delay in seconds, doubled each retry
+    requests_per_minute: int | None = Field(None, ge=1)  # None: no limit
+    tokens_per_minute: int | None = Field(None, ge=1)
     # The local server's KV cache (continuous batching): bounded, or it takes most of the RAM.
     server_cache_blocks: int = Field(256, ge=8)
     server_block_size: int = Field(32, ge=8)
@@ -123,3 +129,19 @@ def parse_params(raw: Any, source: str) -> Params:
             got = "" if e["type"] == "missing" or isinstance(e["input"], dict) else f" (got {e['input']!r})"
             problems.append(f"  {key}: {e['msg'].removeprefix('Value error, ')}{got}")
         raise ConfigError(f"{source}: invalid parameters\n" + "\n".join(problems)) from err
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``raw`` with dotted keys set (``{"bo.n_trials": 8}``); string values are read
+    as YAML (``"8"`` -> 8, ``"null"`` -> None), as on a command line. Unknown keys are left for
+    :func:`parse_params` to name."""
+    result = copy.deepcopy(dict(raw))
+    for key, value in overrides.items():
+        *sections, last = key.split(".")
+        node = result
+        for part in sections:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key!r}: {part!r} is a value, not a section")
+        node[last] = yaml.safe_load(value) if isinstance(value, str) else value
+    return result

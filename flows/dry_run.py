@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from components.budget import plan_run
 from components.data import split_task
@@ -10,8 +12,8 @@ from flows.settings import PARAMS, blackbox_price, load_params
 from tasks.data import load_task
 
 
-def dry_run(params_path: Path = PARAMS) -> str:
-    params = load_params(params_path)
+def dry_run(params_path: Path = PARAMS, overrides: Mapping[str, Any] | None = None) -> str:
+    params = load_params(params_path, overrides)
     data = load_task.fn(params.data)
     split = split_task(data, params.data.n_exemplars, params.data.n_validation, params.data.n_test, params.data.seed)
     price = blackbox_price(params)

@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from components.blackbox import ZERO_SHOT
+from components.errors import BlackBoxError
 from flows.settings import (
     CANDIDATES,
     METRICS,
@@ -16,9 +17,9 @@ from flows.settings import (
     RESPONSE_CACHE,
     RUN_INFO,
     SERVER_LOG,
-    TRACKING_URI,
     load_params,
     local_model,
+    tracking_uri,
 )
 from tasks.blackbox import evaluate, open_blackbox
 from tasks.data import read_split, split_digest
@@ -39,7 +40,13 @@ def evaluate_test(params_path: Path = PARAMS) -> dict:
                        RESPONSE_CACHE, SERVER_LOG) as blackbox:
         get_run_logger().info("scoring %d instructions (the top %d and the empty one) on %d test examples",
                               len(instructions), len(candidates), len(split.test))
-        test = {e.instruction: e.mean for e in evaluate(blackbox, instructions, split.test, metric)}
+        evaluations = evaluate(blackbox, instructions, split.test, metric)
+    if None in evaluations:
+        raise BlackBoxError(
+            f"{evaluations.count(None)} of {len(instructions)} instructions have test calls that failed after "
+            f"{params.blackbox.max_retries} retries ({blackbox.last_error}); no test score is written. Run again: "
+            "the answered calls are cached, only the failed ones are sent again")
+    test = {e.instruction: e.mean for e in evaluations if e is not None}
     best = candidates[0]
     result = {
         "task": params.data.task,
@@ -54,17 +61,18 @@ def evaluate_test(params_path: Path = PARAMS) -> dict:
         "mlflow_run_id": run_id,
     }
     result["registered"] = register_instruction(
-        TRACKING_URI, params.data.task,
+        tracking_uri(), params.data.task,
         ZERO_SHOT.format(instruction=best["instruction"], input="{{input}}"), result["best_test_score"],
         {"instruction": best["instruction"], "val_score": f"{best['val_score']:.6f}", "metric": metric,
          "blackbox_model": blackbox.model, "generator": params.generator.model, "optimizer": params.bo.sampler,
-         "data_version": split_digest(PREPARED), "mlflow_run_id": run_id},
+         "data_version": split_digest(PREPARED), "data": params.data.model_dump_json(), "mlflow_run_id": run_id},
     )
     write_json(METRICS / "test.json", result)
     log_results(
-        TRACKING_URI, run_id,
+        tracking_uri(), run_id,
         {"test_score": result["best_test_score"], "empty_instruction_test_score": test[EMPTY],
-         **{f"test_score_top{i + 1}": row["test_score"] for i, row in enumerate(result["top"])}},
+         **{f"test_score_top{i + 1}": row["test_score"] for i, row in enumerate(result["top"])},
+         **{f"test_blackbox_{k}": v for k, v in blackbox.stats.as_dict().items()}},
         files=[METRICS / "test.json"], texts={"best_instruction.txt": best["instruction"] + "\n"},
         status="FINISHED",
     )

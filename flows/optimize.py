@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from tqdm import tqdm
 
 from components.blackbox import CallStats
 from components.budget import Budget
@@ -18,7 +19,6 @@ from components.errors import BudgetError
 from flows.settings import (
     CANDIDATES,
     METRICS,
-    MLRUNS,
     PARAMS,
     PLOTS,
     PREPARED,
@@ -27,12 +27,13 @@ from flows.settings import (
     RUN_INFO,
     SERVER_LOG,
     STUDY_DB,
-    TRACKING_URI,
     TRIALS,
+    artifact_root,
     blackbox_price,
     load_params,
     local_model,
     study_name,
+    tracking_uri,
 )
 from flows.timing import Stopwatch
 from tasks.blackbox import evaluate, open_blackbox
@@ -43,13 +44,14 @@ from tasks.study import (
     ask,
     best_evaluations,
     fail,
+    fail_and_retry,
     known_evaluations,
     n_complete,
     open_study,
     tell,
     trial_records,
 )
-from tasks.tracking import convergence_plot, log_results, log_trials, start_run
+from tasks.tracking import convergence_plot, log_results, log_table, log_trials, start_run
 
 RUN_ID_ATTR, USAGE_ATTR = "mlflow_run_id", "blackbox_usage"
 
@@ -66,7 +68,7 @@ def optimize(params_path: Path = PARAMS) -> None:
     name = study_name(params)
     study = open_study(f"sqlite:///{STUDY_DB}", name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed)
     run_id = start_run(
-        TRACKING_URI, MLRUNS / "artifacts", params.tracking.experiment, name, params.model_dump(),
+        tracking_uri(), artifact_root(), params.tracking.experiment, name, params.model_dump(),
         tags={"task": params.data.task, "optimizer": params.bo.sampler, "data_version": split_digest(PREPARED),
               "generator": params.generator.model, "study": name},
         run_id=study.user_attrs.get(RUN_ID_ATTR),
@@ -78,7 +80,11 @@ def optimize(params_path: Path = PARAMS) -> None:
                     blackbox_price(params) or (0.0, 0.0))
     stopped_by_budget = False
     api_key = os.environ.get("OPENAI_API_KEY")
-    with open_blackbox(params.blackbox, api_key, local_model(params), RESPONSE_CACHE, SERVER_LOG) as blackbox:
+    with (
+        open_blackbox(params.blackbox, api_key, local_model(params), RESPONSE_CACHE, SERVER_LOG) as blackbox,
+        tqdm(total=params.bo.n_trials, initial=n_complete(study), unit="trial", desc=params.data.task,
+             disable=None, leave=False) as progress,  # a bar on a terminal only
+    ):
         blackbox.stats = CallStats.from_dict(study.user_attrs.get(USAGE_ATTR, {}))  # this study's spending so far
         logger.info("study %s: %d/%d trials done; black box %s",
                     name, n_complete(study), params.bo.n_trials, blackbox.model)
@@ -99,13 +105,24 @@ def optimize(params_path: Path = PARAMS) -> None:
                                blackbox.stats.calls)
                 break
             with clock("blackbox"):
-                known.update((e.instruction, e) for e in evaluate(blackbox, new, split.validation, metric))
+                evaluations = evaluate(blackbox, new, split.validation, metric)
+            known.update((e.instruction, e) for e in evaluations if e is not None)
             study.set_user_attr(USAGE_ATTR, blackbox.stats.as_dict())
             for trial, instruction in zip(trials, instructions, strict=True):
-                tell(study, trial, known[instruction])
+                if instruction in known:
+                    tell(study, trial, known[instruction])
+                else:
+                    fail_and_retry(study, trial)
+            if None in evaluations:
+                logger.warning("%d instructions had black-box calls that failed after %d retries (%s): their "
+                               "trials are failed and asked again once", evaluations.count(None),
+                               params.blackbox.max_retries, blackbox.last_error)
             records = trial_records(study)
-            log_trials(TRACKING_URI, run_id, records[-len(trials):])
+            numbers = {t.number for t in trials}
+            log_trials(tracking_uri(), run_id, [r for r in records if r["number"] in numbers])
             best = best_evaluations(study, 1)[0]
+            progress.update(len(records) - progress.n)
+            progress.set_postfix(best=f"{best.mean:.3f}")
             logger.info("trials %d/%d | best %.3f %r | %d new instructions", len(records), params.bo.n_trials,
                         best.mean, best.instruction, len(new))
 
@@ -128,7 +145,9 @@ def optimize(params_path: Path = PARAMS) -> None:
     }
     write_json(METRICS / "optimize.json", summary)
     png = convergence_plot(records, f"{params.data.task}: {params.bo.sampler}", PLOTS / "convergence.png")
-    log_results(TRACKING_URI, run_id, summary, files=[png, TRIALS, CANDIDATES])
+    log_results(tracking_uri(), run_id, summary, files=[png, TRIALS, CANDIDATES])
+    log_table(tracking_uri(), run_id, records, "trial_table.json",
+              ("trial", "instruction", "val_score", "best_val_score"))
     write_json(RUN_INFO, {"mlflow_run_id": run_id, "study": name})
     logger.info("best validation score %.3f: %r (%s)", top[0].mean, top[0].instruction,
                 ", ".join(f"{k} {v:.0f}s" for k, v in clock.seconds.items()))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flows.settings import METRICS, TRACKING_URI
+from pathlib import Path
+
+from flows.settings import METRICS, tracking_uri
 from tasks.files import read_json
 
 
-def report() -> str:
-    test, opt = read_json(METRICS / "test.json"), read_json(METRICS / "optimize.json")
+def report(directory: Path = Path(".")) -> str:
+    """A few lines on the run whose results are in ``directory``."""
+    test, opt = read_json(directory / METRICS / "test.json"), read_json(directory / METRICS / "optimize.json")
     seconds = ", ".join(f"{k.removeprefix('seconds_')} {v:.0f}s" for k, v in opt.items() if k.startswith("seconds_"))
     lines = [
         (f"Best instruction for task {test['task']!r} ({test['metric']}, {opt['n_trials']} trials, "
@@ -18,8 +21,9 @@ def report() -> str:
         "Top candidates (validation -> test):",
         *(f"  {r['val_score']:.3f} -> {r['test_score']:.3f}  {r['instruction']!r}" for r in test["top"]),
         f"Time: {seconds}; black-box calls {opt['blackbox_calls']} (+{opt['blackbox_cache_hits']} cached)",
-        f"Metrics: {METRICS}/test.json, {METRICS}/optimize.json; plot: plots/convergence.png",
-        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {TRACKING_URI}  (run {test['mlflow_run_id']})",
+        f"Metrics: {directory / METRICS}/test.json, {directory / METRICS}/optimize.json; "
+        f"plot: {directory}/plots/convergence.png",
+        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}  (run {test['mlflow_run_id']})",
     ]
     return "\n".join(lines)
 

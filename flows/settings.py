@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from components.budget import price_for
 from components.errors import ConfigError
-from components.params import Params, parse_params
+from components.params import Params, apply_overrides, parse_params
+from tasks.files import write_atomic
 
 PARAMS = Path("params.yaml")
 PREPARED = Path("data/prepared")
@@ -27,18 +32,66 @@ RUN_INFO = OUTPUTS / "run.json"
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 MLRUNS = Path("mlruns")
-TRACKING_URI = f"sqlite:///{MLRUNS}/mlflow.db"
 
 
-def load_params(path: Path = PARAMS) -> Params:
-    """Read and validate params.yaml (errors name the file and the bad keys)."""
+def tracking_uri() -> str:
+    """Where runs and prompts go: $MLFLOW_TRACKING_URI (e.g. a shared tracking server), else
+    the project's SQLite file."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{MLRUNS}/mlflow.db"
+
+
+def artifact_root() -> Path | None:
+    """Artifacts next to a SQLite store (mlruns/artifacts); a tracking server keeps its own."""
+    uri = tracking_uri()
+    return Path(uri.removeprefix("sqlite:///")).parent / "artifacts" if uri.startswith("sqlite:///") else None
+
+
+@contextmanager
+def in_workspace(params_path: Path, overrides: Mapping[str, Any], workspace: Path | None = None) -> Iterator[Path]:
+    """Work in ``workspace`` (default runs/<task>) with its own params.yaml (``params_path`` with
+    ``overrides``), data, outputs and study, so that runs of different tasks keep apart. It sees
+    the project's models; MLflow stays the project's unless $MLFLOW_TRACKING_URI says otherwise."""
+    raw = apply_overrides(_read_yaml(params_path), overrides)
+    params = load_params(params_path, overrides)  # validated before anything is created
+    location = params.data.location
+    if location and "://" not in location:
+        raw["data"]["location"] = str(Path(location).resolve())
+    root, env = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    directory = workspace_dir(params, workspace).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(directory / PARAMS, yaml.safe_dump(raw, sort_keys=False))
+    if not (directory / MODELS).exists() and (root / MODELS).is_dir():
+        (directory / MODELS).symlink_to(root / MODELS)
+    os.environ["MLFLOW_TRACKING_URI"] = env or f"sqlite:///{root / MLRUNS / 'mlflow.db'}"
+    os.chdir(directory)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        yield directory
+    finally:
+        os.chdir(root)
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err})") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
-    return parse_params(raw, str(path))
+
+
+def workspace_dir(params: Params, workspace: Path | None = None) -> Path:
+    return workspace or Path("runs") / params.data.task
+
+
+def load_params(path: Path = PARAMS, overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read and validate params.yaml, with dotted-key ``overrides`` (errors name the file and
+    the bad keys)."""
+    raw = _read_yaml(path)
+    if not overrides:
+        return parse_params(raw, str(path))
+    return parse_params(apply_overrides(raw, overrides), f"{path} with {dict(overrides)}")
 
 
 def study_name(params: Params) -> str:

@@ -14,6 +14,7 @@ from components.data import Example
 from components.errors import BlackBoxError
 from components.local_server import local_model_server
 from components.params import BlackBoxParams
+from components.ratelimit import RateLimiter
 
 LOCAL_API_KEY = "local"  # the local server checks no key
 
@@ -49,13 +50,15 @@ def _blackbox(
     return BlackBox(
         base_url=url, cache_url=cache_url, model=model, api_key=key, cache=cache,
         concurrency=params.concurrency, max_tokens=params.max_tokens, timeout=params.timeout,
-        max_retries=params.max_retries,
+        max_retries=params.max_retries, backoff=params.backoff,
+        limiter=RateLimiter(params.requests_per_minute, params.tokens_per_minute),
     )
 
 
 @task(cache_policy=NO_CACHE)
 def evaluate(
     blackbox: BlackBox, instructions: list[str], examples: tuple[Example, ...], metric: str
-) -> list[Evaluation]:
-    """Score instructions zero-shot on examples (one concurrent batch of calls)."""
+) -> list[Evaluation | None]:
+    """Score instructions zero-shot on examples (one concurrent batch of calls); ``None`` for an
+    instruction with calls that failed after every retry."""
     return evaluate_instructions(blackbox, instructions, examples, metric)

@@ -9,7 +9,7 @@ import optuna
 from components.blackbox import Evaluation
 from components.samplers import make_sampler
 
-INSTRUCTION, OUTPUTS, SCORES = "instruction", "outputs", "scores"
+INSTRUCTION, OUTPUTS, SCORES, RETRY_OF = "instruction", "outputs", "scores", "retry_of"
 
 
 def open_study(storage: str, name: str, sampler: str, n_startup_trials: int, seed: int) -> optuna.Study:
@@ -57,6 +57,15 @@ def fail(study: optuna.Study, trials: list[optuna.Trial]) -> None:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
+def fail_and_retry(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Fail a trial whose instruction could not be scored (black-box calls failed after every
+    retry) and ask its z again once: the retry regenerates the same instruction and pays only
+    for the calls that failed."""
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if RETRY_OF not in trial.user_attrs:
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+
+
 def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> None:
     trial.set_user_attr(INSTRUCTION, evaluation.instruction)
     trial.set_user_attr(OUTPUTS, list(evaluation.outputs))
@@ -70,6 +79,7 @@ def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     records, best = [], float("-inf")
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     for index, t in enumerate(complete, start=1):
+        assert t.value is not None  # a complete single-objective trial has one
         best = max(best, t.value)
         records.append({
             "trial": index, "number": t.number, "instruction": t.user_attrs.get(INSTRUCTION, ""),

@@ -9,6 +9,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 from mlflow.entities import Metric, Param
+from mlflow.entities.model_registry import PromptVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import task
@@ -28,7 +29,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 @task
 def start_run(
-    tracking_uri: str, artifact_root: Path, experiment: str, run_name: str, params: Mapping[str, Any],
+    tracking_uri: str, artifact_root: Path | None, experiment: str, run_name: str, params: Mapping[str, Any],
     tags: Mapping[str, str], run_id: str | None = None,
 ) -> str:
     """Create the pipeline's MLflow run (logging every param), or reopen ``run_id``."""
@@ -38,7 +39,7 @@ def start_run(
         return run_id
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(
-        experiment, artifact_location=artifact_root.resolve().as_uri()
+        experiment, artifact_location=artifact_root.resolve().as_uri() if artifact_root else None
     )
     run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flatten(params).items()])
@@ -91,9 +92,16 @@ def convergence_plot(points: list[dict[str, Any]], title: str, path: Path) -> Pa
     return path
 
 
+@task
+def log_table(tracking_uri: str, run_id: str, rows: list[dict[str, Any]], name: str,
+              columns: Iterable[str] | None = None) -> None:
+    """Rows as an MLflow table artifact (the UI shows it as a table and compares it across runs)."""
+    keys = list(columns or (rows[0] if rows else []))
+    MlflowClient(tracking_uri).log_table(run_id, {k: [r[k] for r in rows] for k in keys}, name)
 
 
 PRODUCTION = "production"
+PROMPT_PREFIX = "instructzero-"
 
 
 @task
@@ -104,7 +112,7 @@ def register_instruction(
     tagged with ``tags`` and its test score. The ``production`` alias moves to it only when its
     test score beats the current production version's."""
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    name = f"instructzero-{task_name}"
+    name = f"{PROMPT_PREFIX}{task_name}"
     version = client.register_prompt(
         name, template, commit_message=f"test score {test_score:.3f}",
         tags={**tags, "test_score": f"{test_score:.6f}"},
@@ -117,3 +125,26 @@ def register_instruction(
     if promoted:
         client.set_prompt_alias(name, PRODUCTION, version.version)
     return {"prompt": name, "version": int(version.version), "production": promoted}
+
+
+@task
+def production_prompts(tracking_uri: str, tasks: list[str] | None = None) -> list[PromptVersion]:
+    """The ``production`` version of every task's prompt (or of ``tasks`` only)."""
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    names = sorted(p.name for p in client.search_prompts(max_results=1000) if p.name.startswith(PROMPT_PREFIX))
+    found = []
+    for name in names:
+        if tasks is not None and name.removeprefix(PROMPT_PREFIX) not in tasks:
+            continue
+        try:
+            found.append(client.get_prompt_version_by_alias(name, PRODUCTION))
+        except MlflowException:
+            continue  # registered, never promoted
+    return found
+
+
+@task
+def tag_prompt_version(tracking_uri: str, version: PromptVersion, tags: Mapping[str, str]) -> None:
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    for key, value in tags.items():
+        client.set_prompt_version_tag(version.name, version.version, key, value)

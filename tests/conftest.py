@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,25 @@ def embedded_model() -> Path:
     return convert_embedded_model.fn(ROOT / EMBEDDED_MODEL)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 120) -> None:
+    """Until ``url`` answers (a server started in a subprocess is up)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def small_params(**overrides: dict) -> dict:
     """The repository's params.yaml on a small budget, with per-section overrides."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -49,4 +71,5 @@ def workdir(tmp_path, monkeypatch, embedded_model) -> Path:
     (tmp_path / "models" / embedded_model.name).symlink_to(embedded_model)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params()))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path

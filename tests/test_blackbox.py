@@ -1,13 +1,17 @@
+import time
+
 import pytest
 
-from components.blackbox import BlackBox, ResponseCache, evaluate_instructions, zero_shot_prompt
+from components.blackbox import BlackBox, ResponseCache, evaluate_instructions, retry_after, zero_shot_prompt
 from components.data import Example
 from components.errors import BlackBoxError
+from components.ratelimit import RateLimiter
 from tests.openai_stub import last_input, stub_server
 
 
-def _blackbox(url: str, cache: ResponseCache, model: str = "stub") -> BlackBox:
-    return BlackBox(base_url=url, model=model, api_key="sk-test", cache=cache, concurrency=4, max_retries=0)
+def _blackbox(url: str, cache: ResponseCache, model: str = "stub", **options: object) -> BlackBox:
+    settings: dict = {"concurrency": 4, "max_retries": 0, **options}
+    return BlackBox(base_url=url, model=model, api_key="sk-test", cache=cache, **settings)
 
 
 def test_zero_shot_prompt_format():
@@ -50,5 +54,72 @@ def test_unknown_model_and_unreachable_endpoint_are_clear_errors(tmp_path):
         with pytest.raises(BlackBoxError, match="model 'gpt-9' not served there"):
             _blackbox(server.base_url, cache, model="gpt-9").complete(["hi"])
         url = server.base_url
-    with pytest.raises(BlackBoxError, match=r"blackbox.base_url 'http://127.0.0.1:\d+/v1': cannot connect"):
+    with pytest.raises(BlackBoxError, match=r"blackbox.base_url 'http://127.0.0.1:\d+/v1': all 1 calls failed "
+                       r"after 0 retries; last error: APIConnectionError"):
         _blackbox(url, cache).complete(["hi"])
+
+
+def _echo(prompt: str) -> str:
+    return last_input(prompt).upper()
+
+
+def test_every_kind_of_fault_is_retried_counted_and_absorbed(tmp_path):
+    faults = {"rate_limit": 0.08, "server_error": 0.08, "hang": 0.04, "malformed": 0.08, "empty": 0.08,
+              "disconnect": 0.08}
+    prompts = [zero_shot_prompt("Shout.", f"word{i}") for i in range(80)]
+    with stub_server(_echo, faults=faults, seed=3, hang_seconds=2.0, retry_after=0.05) as server:
+        blackbox = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"), concurrency=16, max_retries=10,
+                             backoff=0.01, timeout=1.0)
+        answers = blackbox.complete(prompts)
+    assert answers == [f"WORD{i}" for i in range(80)]  # same as a clean server
+    stats, injected = blackbox.stats, server.injected
+    assert set(injected) == set(faults) and stats.failed == 0 and stats.calls == 80
+    assert stats.faults == sum(injected.values()) == len(server.requests) - 80
+    assert (stats.rate_limited, stats.server_errors, stats.timeouts, stats.connection_errors, stats.bad_responses) == (
+        injected["rate_limit"], injected["server_error"], injected["hang"], injected["disconnect"],
+        injected["malformed"] + injected["empty"])
+
+
+def test_calls_failing_after_every_retry_are_not_scored_and_not_cached(tmp_path):
+    examples = tuple(Example(f"w{i}", (f"W{i}",)) for i in range(6))
+    instructions = [f"Shout {k}." for k in range(8)]
+    with stub_server(_echo, faults={"server_error": 0.15}, seed=1) as server:
+        flaky = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"))
+        results = evaluate_instructions(flaky, instructions, examples, "exact_match")
+    assert flaky.stats.failed == flaky.stats.server_errors > 0 and flaky.stats.calls == 48 - flaky.stats.failed
+    failed = [v for v, r in zip(instructions, results, strict=True) if r is None]
+    assert failed and all(r.mean == 1.0 for r in results if r is not None)  # a failure is never a wrong answer
+    with stub_server(_echo) as clean:
+        again = _blackbox(clean.base_url, ResponseCache(tmp_path / "c.db"), cache_url=server.base_url)  # same endpoint
+        assert all(r is not None and r.mean == 1.0 for r in evaluate_instructions(again, instructions, examples,
+                                                                                  "exact_match"))
+    assert len(clean.requests) == flaky.stats.failed  # only the failed calls are paid again
+
+
+def test_retry_after_is_honoured_and_parsed():
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    assert retry_after({"retry-after": "100000"}) == 60.0
+
+
+def test_rate_limited_endpoint_is_waited_for(tmp_path):
+    with stub_server(_echo, faults={"rate_limit": 1.0}, retry_after=0.4) as server:
+        blackbox = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"), max_retries=2, backoff=0.001)
+        start = time.monotonic()
+        with pytest.raises(BlackBoxError, match="all 1 calls failed after 2 retries; last error: RateLimitError"):
+            blackbox.complete(["hi"])
+    assert time.monotonic() - start >= 0.8 and len(server.requests) == 3 and blackbox.stats.rate_limited == 3
+
+
+def test_requests_per_minute_are_kept_over_http(tmp_path):
+    prompts = [f"p{i}" for i in range(25)]
+    with stub_server(_echo) as server:
+        blackbox = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"), concurrency=16,
+                             limiter=RateLimiter(requests_per_minute=600))
+        start = time.monotonic()
+        blackbox.complete(prompts)
+    times = sorted(r["time"] - start for r in server.requests)
+    interval = 61 / 600  # 1 s worth at once, then one every interval: never more than 600 a minute
+    assert len(times) == 25 and all(t >= k * interval - 1.0 for k, t in enumerate(times)), times
+    assert times[-1] >= 1.4

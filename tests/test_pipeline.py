@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
-from flows.settings import TRACKING_URI
+from flows.settings import tracking_uri
 from tests.conftest import small_params
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     assert 0.0 <= result["best_test_score"] <= 1.0 and result["n_test"] == 6
     assert json.loads((workdir / "metrics/test.json").read_text())["mlflow_run_id"] == run_id
 
-    client = MlflowClient(TRACKING_URI)
+    client = MlflowClient(tracking_uri())
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["bo.sampler"] == "instructzero" and run.data.params["data.task"] == "first_letter"
@@ -63,7 +63,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     assert {"best_instruction.txt", "convergence.png", "trials", "candidates.json"} <= artifacts
     assert len(client.list_artifacts(run_id, "trials")) == 4
     assert result["registered"] == {"prompt": "instructzero-first_letter", "version": 1, "production": True}
-    prompt = MlflowClient(TRACKING_URI, registry_uri=TRACKING_URI).get_prompt_version_by_alias(
+    prompt = MlflowClient(tracking_uri(), registry_uri=tracking_uri()).get_prompt_version_by_alias(
         "instructzero-first_letter", "production")
     assert prompt.tags["mlflow_run_id"] == run_id and prompt.tags["instruction"] == result["best_instruction"]
 

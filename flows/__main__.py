@@ -1,0 +1,124 @@
+"""The command line: python -m flows {run,evaluate,revalidate,dry-run,tasks,serve} [--help]."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from components.errors import BlackBoxError, BudgetError, ConfigError, TaskDataError
+from flows.settings import PARAMS, load_params, workspace_dir
+
+OK, FAILED, BAD_INPUT, DROPPED = 0, 1, 2, 3
+EPILOG = """exit codes: 0 done; 1 the run failed (black box, budget, other error); 2 bad input
+(params, task data, command line); 3 revalidate flagged an instruction whose test score dropped"""
+
+
+def _override(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. bo.n_trials=20), got {text!r}")
+    return key, value
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m flows", description="Find the best instruction for a black-box "
+                                   "LLM (InstructZero) and operate it: run, evaluate, revalidate.", epilog=EPILOG)
+    sub = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help, description=help, epilog=EPILOG)
+        cmd.add_argument("--params", type=Path, default=PARAMS, help="the parameter file (default: %(default)s)")
+        return cmd
+
+    run = command("run", "Optimise an instruction and score it on the test set (the whole pipeline).")
+    run.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
+                     help="override a parameter, e.g. --set data.task=parity --set bo.n_trials=20; the run then "
+                          "happens in its own workspace (runs/<task> unless --workspace)")
+    run.add_argument("--workspace", type=Path, help="directory for this run's params, outputs and study")
+    command("evaluate", "Score the last run's best instructions (outputs/candidates.json) on the test set again.")
+    reval = command("revalidate", "Re-score every task's production instruction (MLflow Prompt Registry) on its "
+                    "test set with today's black box; log the drift and flag drops (exit code 3).")
+    reval.add_argument("--task", dest="tasks", action="append", help="only this task (repeatable)")
+    reval.add_argument("--base-url", help="another OpenAI-compatible endpoint (key: $OPENAI_API_KEY)")
+    reval.add_argument("--model", help="another black-box model (with --base-url: the endpoint's model name)")
+    reval.add_argument("--tolerance", type=float, default=0.05,
+                       help="flag a drop larger than this (default: %(default)s)")
+    dry = command("dry-run", "Print the most a run may spend (calls, tokens, cost) without spending anything.")
+    dry.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
+                     help="override a parameter, as for run")
+    tasks = sub.add_parser("tasks", help="List the built-in tasks and those found at a location.",
+                           description="List the built-in tasks and those found at a location.", epilog=EPILOG)
+    tasks.add_argument("location", nargs="?", type=Path,
+                       help="an Instruction Induction directory (with raw/) or a BIG-bench directory")
+    serve = sub.add_parser("serve", help="Serve prefect.yaml's scheduled deployments from this process "
+                           "(no work pool needed); stop with Ctrl-C.", epilog=EPILOG)
+    serve.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"), help="default: %(default)s")
+    return main
+
+
+def list_tasks(location: Path | None) -> list[str]:
+    """``source/task`` names: the built-in ones and those under ``location``."""
+    from components.builtin_tasks import BUILTIN_TASKS
+
+    names = [f"builtin/{t}" for t in BUILTIN_TASKS]
+    if location is not None:
+        if not location.is_dir():
+            raise TaskDataError(f"{location}: not a directory")
+        names += [f"instruction_induction/{p.stem}" for p in sorted((location / "raw" / "induce").glob("*.json"))]
+        names += [f"bigbench/{p.parent.name}" for p in sorted(location.glob("*/task.json"))]
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ConfigError, TaskDataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return BAD_INPUT
+    except (BlackBoxError, BudgetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command not in ("tasks", "serve"):
+        load_params(args.params, dict(getattr(args, "overrides", ())))  # bad params: exit 2 before any work
+    if args.command == "tasks":
+        print("\n".join(list_tasks(args.location)))
+    elif args.command == "dry-run":
+        from flows.dry_run import dry_run
+
+        print(dry_run(args.params, dict(args.overrides)))
+    elif args.command == "run":
+        from flows.pipeline import pipeline
+        from flows.report import report
+
+        overrides = dict(args.overrides) or None
+        pipeline(args.params, overrides, args.workspace)
+        here = overrides is None and args.workspace is None
+        print(report(Path(".") if here else workspace_dir(load_params(args.params, overrides), args.workspace)))
+    elif args.command == "evaluate":
+        from flows.evaluate import evaluate_test
+
+        print(json.dumps(evaluate_test(args.params), indent=2))
+    elif args.command == "revalidate":
+        from flows.revalidate import revalidate
+
+        rows = revalidate(args.params, args.tasks, args.base_url, args.model, args.tolerance)
+        for r in rows:
+            print(f"{r['prompt']} v{r['version']}: {r['registered_test_score']:.3f} -> {r['test_score']:.3f} "
+                  f"({r['drift']:+.3f}){'  DROPPED' if r['dropped'] else ''}")
+        return DROPPED if any(r["dropped"] for r in rows) else OK
+    elif args.command == "serve":
+        from flows.deployments import serve_deployments
+
+        serve_deployments(args.prefect_file)
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The whole run as one flow: generator model -> data -> BO loop -> test-set evaluation.
+
+`dvc repro` runs the same steps stage by stage; this flow is what the CLI's `run` and the
+scheduled Prefect deployments call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.evaluate import evaluate_test
+from flows.model import convert_model
+from flows.optimize import optimize
+from flows.prepare import prepare
+from flows.settings import PARAMS, in_workspace
+
+
+@flow(name="instructzero-pipeline")
+def pipeline(
+    params_path: Path = PARAMS, overrides: dict[str, Any] | None = None, workspace: Path | None = None
+) -> dict[str, Any]:
+    """Optimise an instruction and test it. With ``overrides`` (dotted keys, e.g.
+    ``{"data.task": "sentiment"}``) or a ``workspace``, the run happens in that directory
+    (default runs/<task>) with its own params.yaml, outputs and study; MLflow stays shared."""
+    convert_model()
+    if overrides is None and workspace is None:
+        prepare(params_path)
+        optimize(params_path)
+        return evaluate_test(params_path)
+    with in_workspace(params_path, overrides or {}, workspace):
+        prepare()
+        optimize()
+        return evaluate_test()
+
+
+if __name__ == "__main__":
+    pipeline()

@@ -1,0 +1,60 @@
+"""`dvc repro` / `dvc exp` / `dvc plots` in a temporary git clone of this repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, small_params
+
+pytestmark = pytest.mark.slow
+
+
+def _run(*cmd: str, cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_path, embedded_model):
+    clone = tmp_path / "repo"
+    _run("git", "clone", "--quiet", str(ROOT), str(clone), cwd=tmp_path)
+    (clone / "params.yaml").write_text(yaml.safe_dump(small_params(eval={"top_k": 2}), sort_keys=False))
+    _run("git", "commit", "--quiet", "-am", "small params", cwd=clone)
+
+    first = _run("dvc", "repro", cwd=clone)
+    assert all(f"Running stage '{s}'" in first for s in ("model", "prepare", "optimize", "evaluate"))
+    assert len(json.loads((clone / "metrics/test.json").read_text())["top"]) == 2
+
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["eval"]["top_k"] = 1  # read by the evaluate stage only (optimize keeps its candidates)
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    second = _run("dvc", "repro", cwd=clone)
+    assert "Running stage 'evaluate'" in second
+    assert all(f"Stage '{s}' didn't change, skipping" in second for s in ("model", "prepare", "optimize"))
+    assert len(json.loads((clone / "metrics/test.json").read_text())["top"]) == 1
+    _run("git", "commit", "--quiet", "-am", "top_k 1", cwd=clone)
+
+    exp = _run("dvc", "exp", "run", "-S", "bo.sampler=random", "--name", "uniform", cwd=clone)
+    assert "Running stage 'optimize'" in exp and "Stage 'prepare' didn't change, skipping" in exp
+    rows = json.loads(_run("dvc", "exp", "show", "--json", cwd=clone))
+    found = {}
+    for commit in rows:
+        for entry in [commit, *(e for x in commit.get("experiments") or [] for e in x["revs"])]:
+            data = entry["data"]
+            sampler = data["params"]["params.yaml"]["data"]["bo"]["sampler"]
+            found[entry.get("name") or entry["rev"]] = (sampler, data["metrics"]["metrics/test.json"]["data"])
+    assert found["uniform"][0] == "random" and "best_test_score" in found["uniform"][1]
+    assert "instructzero" in {sampler for sampler, _ in found.values()}
+
+    plots = json.loads(_run("dvc", "plots", "show", "--json", cwd=clone))
+    assert any("convergence.json" in key for key in plots)
