@@ -1,4 +1,4 @@
-"""The command line: python -m flows {run,evaluate,revalidate,dry-run,tasks,serve} [--help]."""
+"""The command line: python -m flows {run,evaluate,revalidate,dry-run,tasks,deploy,serve} [--help]."""
 
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
                            description="List the built-in tasks and those found at a location.", epilog=EPILOG)
     tasks.add_argument("location", nargs="?", type=Path,
                        help="an Instruction Induction directory (with raw/) or a BIG-bench directory")
+    deploy = sub.add_parser("deploy", help="Register prefect.yaml's deployments on their work pool (then run "
+                            "`prefect worker start --pool instructzero`).", epilog=EPILOG)
+    deploy.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"), help="default: %(default)s")
     serve = sub.add_parser("serve", help="Serve prefect.yaml's scheduled deployments from this process "
                            "(no work pool needed); stop with Ctrl-C.", epilog=EPILOG)
     serve.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"), help="default: %(default)s")
@@ -85,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command not in ("tasks", "serve"):
+    if args.command not in ("tasks", "serve", "deploy"):
         load_params(args.params, dict(getattr(args, "overrides", ())))  # bad params: exit 2 before any work
     if args.command == "tasks":
         print("\n".join(list_tasks(args.location)))
@@ -113,6 +116,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{r['prompt']} v{r['version']}: {r['registered_test_score']:.3f} -> {r['test_score']:.3f} "
                   f"({r['drift']:+.3f}){'  DROPPED' if r['dropped'] else ''}")
         return DROPPED if any(r["dropped"] for r in rows) else OK
+    elif args.command == "deploy":
+        from flows.deployments import register
+
+        print("\n".join(f"registered {name}" for name in register(args.prefect_file)))
     elif args.command == "serve":
         from flows.deployments import serve_deployments
 

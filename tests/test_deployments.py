@@ -42,7 +42,7 @@ def test_revalidation_deployment_runs_on_a_real_server(tmp_path):
     port, tracking = free_port(), f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "MLFLOW_TRACKING_URI": tracking, "OPENAI_API_KEY": "sk-test"}
+           "MLFLOW_TRACKING_URI": tracking, "OPENAI_API_KEY": "sk-test", "COLUMNS": "250"}
     data = DataParams(source="builtin", task="parity", n_validation=5, n_test=6)
     register_instruction.fn(tracking, "parity", ZERO_SHOT.format(instruction="Say even.", input="{{input}}"), 0.5,
                             {"instruction": "Say even.", "metric": "contains", "data": data.model_dump_json(),
@@ -53,7 +53,8 @@ def test_revalidation_deployment_runs_on_a_real_server(tmp_path):
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health")
         _run("prefect", "work-pool", "create", "instructzero", "--type", "process", env=env)
-        _run("prefect", "--no-prompt", "deploy", "--all", env=env)
+        registered = _run(sys.executable, "-m", "flows", "deploy", env=env)
+        assert "registered revalidate-prompts/revalidate-weekly" in registered
         listed = _run("prefect", "deployment", "ls", env=env)
         assert all(name in listed for name in NAMES)
         worker = subprocess.Popen(["prefect", "worker", "start", "--pool", "instructzero"], cwd=ROOT, env=env,
