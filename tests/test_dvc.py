@@ -40,7 +40,7 @@ def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_p
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = _run("dvc", "repro", cwd=clone)
     assert "Running stage 'evaluate'" in second
-    assert all(f"Stage '{s}' didn't change, skipping" in second for s in ("model", "prepare", "optimize"))
+    assert all(f"Stage '{s}' didn't change, skipping" in second for s in ("model", "prepare", "optimize")), second
     assert len(json.loads((clone / "metrics/test.json").read_text())["top"]) == 1
     _run("git", "commit", "--quiet", "-am", "top_k 1", cwd=clone)
 
