@@ -4,12 +4,12 @@ Runs the real flows (prepare -> optimize -> evaluate) per task x seed x method i
 project directory with its own (cold) response cache, all against one local model server.
 Same budget = the same number of black-box validation calls (`--calls`, i.e. that many distinct
 instructions x n_validation): a method whose candidates repeat gets more trials, up to
-`--max-trials`. Prints a markdown table (mean test score +- std
-per task and method, black-box calls, trials and wall time per method) and writes it with a plot
-under --out. Results are saved after every run; started again with the same settings, it skips
+`--max-trials`. Prints a markdown table (mean test score +- std per task and method, black-box
+calls, trials and wall time per method) and writes it with a plot under --out. Results are saved after every run; started again with the same settings, it skips
 the runs already done.
 
-    .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment antonyms --seeds 0 1 2
+    .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment first_word_letter singular_to_plural \
+        antonyms negation --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -62,16 +62,27 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", required=True, help="Instruction Induction task names")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--calls", type=int, default=320, help="black-box validation calls per run (the budget)")
-    parser.add_argument("--max-trials", type=int, default=48, help="trials per run, at most")
+    parser.add_argument("--calls", type=int, default=160, help="black-box validation calls per run (the budget)")
+    parser.add_argument("--max-trials", type=int, default=32, help="trials per run, at most")
     parser.add_argument("--metric", default="contains", help="'paper' for the paper's per-task metric")
-    parser.add_argument("--n-test", type=int, default=50)
+    parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--report-only", action="store_true", help="tabulate the saved runs, run nothing")
     args = parser.parse_args()
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     settings = {"calls": args.calls, "max_trials": args.max_trials, "metric": args.metric, "n_test": args.n_test}
     results = load(args.out, settings)
+    if not args.report_only:
+        run_all(args, base, settings, results)
+    table = markdown(results, args)
+    print(table)
+    (args.out / "compare_optimizers.md").write_text(table + "\n")
+    plot(results, args, args.out / "compare_optimizers.png")
+
+
+def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[tuple[str, str], list[dict]]) -> None:
+    """Every task x seed x method not saved yet, against one local model server."""
     os.environ["OPENAI_API_KEY"] = "local"  # the local server checks no key
     with tempfile.TemporaryDirectory() as tmp, local_model_server(
         ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=base["blackbox"]["server_cache_blocks"],
@@ -101,10 +112,6 @@ def main() -> None:
                     save(results, settings, args.out)  # after every run: an interrupted benchmark keeps its results
                     print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, "
                           f"empty {r['empty']:.3f}) {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
-    table = markdown(results, args)
-    print(table)
-    (args.out / "compare_optimizers.md").write_text(table + "\n")
-    plot(results, args, args.out / "compare_optimizers.png")
 
 
 def load(out: Path, settings: dict) -> defaultdict[tuple[str, str], list[dict]]:
@@ -126,8 +133,10 @@ def save(results: dict[tuple[str, str], list[dict]], settings: dict, out: Path) 
 
 
 def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "n/a"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {std:.3f}"
+    return f"{statistics.mean(values):.3f} ± {std:.3f}" + (f" (n={len(values)})" if len(values) < 3 else "")
 
 
 def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace) -> str:
@@ -137,13 +146,15 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
              "", header,
              "|" + "---|" * (len(args.methods) + 2)]
     for task in args.tasks:
-        empty = [r["empty"] for r in results[task, args.methods[0]]]
-        lines.append(f"| {task} | " + " | ".join(_mean_std([r["test"] for r in results[task, m]])
+        empty = [r["empty"] for r in results.get((task, args.methods[0]), [])]
+        lines.append(f"| {task} | " + " | ".join(_mean_std([r["test"] for r in results.get((task, m), [])])
                                                  for m in args.methods) + f" | {_mean_std(empty)} |")
     lines += ["", "| method | mean test score | black-box calls per run | trials per run | "
               "wall time per run (s) |", "|---|---|---|---|---|"]
     for m in args.methods:
-        runs = [r for t in args.tasks for r in results[t, m]]
+        runs = [r for t in args.tasks for r in results.get((t, m), [])]
+        if not runs:
+            continue
         lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | "
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
                      f"{statistics.mean(r['trials'] for r in runs):.0f} | "
@@ -157,8 +168,9 @@ def plot(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace, p
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(args.tasks)), 4))
     width = 0.8 / len(args.methods)
     for i, m in enumerate(args.methods):
-        means = [statistics.mean(r["test"] for r in results[t, m]) for t in args.tasks]
-        stds = [statistics.stdev([r["test"] for r in results[t, m]]) if len(args.seeds) > 1 else 0 for t in args.tasks]
+        scores = [[r["test"] for r in results.get((t, m), [])] for t in args.tasks]
+        means = [statistics.mean(s) if s else 0.0 for s in scores]
+        stds = [statistics.stdev(s) if len(s) > 1 else 0.0 for s in scores]
         ax.bar([k + i * width for k in range(len(args.tasks))], means, width, yerr=stds, label=LABELS[m], capsize=2)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(args.tasks))], args.tasks, rotation=20)
     ax.set(ylabel="test score", title=f"Optimisers on the embedded default ({args.calls} black-box calls)")
