@@ -5,8 +5,8 @@ project directory with its own (cold) response cache, all against one local mode
 Same budget = the same number of black-box validation calls (`--calls`, i.e. that many distinct
 instructions x n_validation): a method whose candidates repeat gets more trials, up to
 `--max-trials`. Prints a markdown table (mean test score +- std per task and method, black-box
-calls, trials and wall time per method) and writes it with a plot under --out. Results are saved after every run; started again with the same settings, it skips
-the runs already done.
+calls, trials and wall time per method) and writes it with a plot under --out. Results are
+saved after every run; started again with the same settings, it skips the runs already done.
 
     .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment first_word_letter singular_to_plural \
         antonyms negation --seeds 0 1 2

@@ -127,7 +127,7 @@ def optimize(params_path: Path = PARAMS) -> None:
                         best.mean, best.instruction, len(new))
 
     records = trial_records(study)
-    top = best_evaluations(study, params.eval.top_k)
+    top = best_evaluations(study)  # every distinct instruction, ranked: evaluate takes its eval.top_k
     if not top:
         raise BudgetError(f"the budget ({params.budget.model_dump(exclude={'prices'})}) allowed no trial at all")
     write_json(TRIALS, records)

@@ -90,7 +90,8 @@ def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     return records
 
 
-def best_evaluations(study: optuna.Study, k: int) -> list[Evaluation]:
-    """The ``k`` best distinct instructions by validation score (earliest first on ties)."""
+def best_evaluations(study: optuna.Study, k: int | None = None) -> list[Evaluation]:
+    """The ``k`` best (default: all) distinct instructions by validation score (earliest first
+    on ties)."""
     ranked = sorted(known_evaluations(study).values(), key=lambda e: -e.mean)
     return ranked[:k]

@@ -33,7 +33,7 @@ def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_p
 
     first = _run("dvc", "repro", cwd=clone)
     assert all(f"Running stage '{s}'" in first for s in ("model", "prepare", "optimize", "evaluate"))
-    assert len(json.loads((clone / "metrics/test.json").read_text())["top"]) == 2
+    assert 1 <= len(json.loads((clone / "metrics/test.json").read_text())["top"]) <= 2
 
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["eval"]["top_k"] = 1  # read by the evaluate stage only (optimize keeps its candidates)
