@@ -56,5 +56,6 @@ def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_p
     assert found["uniform"][0] == "random" and "best_test_score" in found["uniform"][1]
     assert "instructzero" in {sampler for sampler, _ in found.values()}
 
-    plots = json.loads(_run("dvc", "plots", "show", "--json", cwd=clone))
-    assert any("convergence.json" in key for key in plots)
+    plots = json.loads(_run("dvc", "plots", "show", "--json", cwd=clone))["data"]
+    points = plots["plots/convergence.json"][0]["content"]["data"]["values"]
+    assert [p["trial"] for p in points] == [1, 2, 3, 4] and all("best_val_score" in p for p in points)
