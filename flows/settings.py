@@ -36,8 +36,9 @@ MLRUNS = Path("mlruns")
 
 def tracking_uri() -> str:
     """Where runs and prompts go: $MLFLOW_TRACKING_URI (e.g. a shared tracking server), else
-    the project's SQLite file."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{MLRUNS}/mlflow.db"
+    the project's SQLite file, by absolute path (MLflow caches a store per URI, so a relative
+    one would keep pointing at the first directory it was used from)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(MLRUNS / 'mlflow.db').resolve()}"
 
 
 def artifact_root() -> Path | None:
@@ -56,13 +57,13 @@ def in_workspace(params_path: Path, overrides: Mapping[str, Any], workspace: Pat
     location = params.data.location
     if location and "://" not in location:
         raw["data"]["location"] = str(Path(location).resolve())
-    root, env = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    root, env, uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI"), tracking_uri()
     directory = workspace_dir(params, workspace).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     write_atomic(directory / PARAMS, yaml.safe_dump(raw, sort_keys=False))
     if not (directory / MODELS).exists() and (root / MODELS).is_dir():
         (directory / MODELS).symlink_to(root / MODELS)
-    os.environ["MLFLOW_TRACKING_URI"] = env or f"sqlite:///{root / MLRUNS / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
     os.chdir(directory)
     try:
         yield directory
