@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.settings import METRICS, tracking_uri
+from flows.settings import METRICS, PLOTS, tracking_uri
 from tasks.files import read_json
 
 
@@ -22,7 +22,7 @@ def report(directory: Path = Path(".")) -> str:
         *(f"  {r['val_score']:.3f} -> {r['test_score']:.3f}  {r['instruction']!r}" for r in test["top"]),
         f"Time: {seconds}; black-box calls {opt['blackbox_calls']} (+{opt['blackbox_cache_hits']} cached)",
         f"Metrics: {directory / METRICS}/test.json, {directory / METRICS}/optimize.json; "
-        f"plot: {directory}/plots/convergence.png",
+        f"plot: {directory / PLOTS / 'convergence.png'}",
         f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}  (run {test['mlflow_run_id']})",
     ]
     return "\n".join(lines)
