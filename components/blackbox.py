@@ -166,7 +166,7 @@ class BlackBox:
             try:
                 return self._answer(await client.chat.completions.create(
                     model=self.model, messages=[{"role": "user", "content": prompt}],
-                    temperature=TEMPERATURE, max_tokens=self.max_tokens,
+                    temperature=TEMPERATURE, max_tokens=self.max_tokens,  # as in _params (typed here)
                 ))
             except openai.AuthenticationError as err:
                 raise BlackBoxError(f"{self.base_url}: the API key (OPENAI_API_KEY) was refused") from err

@@ -28,15 +28,22 @@ def parser() -> argparse.ArgumentParser:
                                    "LLM (InstructZero) and operate it: run, evaluate, revalidate.", epilog=EPILOG)
     sub = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
+    def command(name: str, help: str, params: bool = True) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help, description=help, epilog=EPILOG)
-        cmd.add_argument("--params", type=Path, default=PARAMS, help="the parameter file (default: %(default)s)")
+        if params:
+            cmd.add_argument("--params", type=Path, default=PARAMS, help="the parameter file (default: %(default)s)")
         return cmd
 
+    def overrides(cmd: argparse.ArgumentParser, help: str) -> None:
+        cmd.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
+                         help=help)
+
+    def prefect_file(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"), help="default: %(default)s")
+
     run = command("run", "Optimise an instruction and score it on the test set (the whole pipeline).")
-    run.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
-                     help="override a parameter, e.g. --set data.task=parity --set bo.n_trials=20; the run then "
-                          "happens in its own workspace (runs/<task> unless --workspace)")
+    overrides(run, "override a parameter, e.g. --set data.task=parity --set bo.n_trials=20; the run then happens "
+                   "in its own workspace (runs/<task> unless --workspace)")
     run.add_argument("--workspace", type=Path, help="directory for this run's params, outputs and study")
     command("evaluate", "Score the last run's best instructions (outputs/candidates.json) on the test set again.")
     reval = command("revalidate", "Re-score every task's production instruction (MLflow Prompt Registry) on its "
@@ -47,18 +54,14 @@ def parser() -> argparse.ArgumentParser:
     reval.add_argument("--tolerance", type=float, default=0.05,
                        help="flag a drop larger than this (default: %(default)s)")
     dry = command("dry-run", "Print the most a run may spend (calls, tokens, cost) without spending anything.")
-    dry.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
-                     help="override a parameter, as for run")
-    tasks = sub.add_parser("tasks", help="List the built-in tasks and those found at a location.",
-                           description="List the built-in tasks and those found at a location.", epilog=EPILOG)
+    overrides(dry, "override a parameter, as for run")
+    tasks = command("tasks", "List the built-in tasks and those found at a location.", params=False)
     tasks.add_argument("location", nargs="?", type=Path,
                        help="an Instruction Induction directory (with raw/) or a BIG-bench directory")
-    deploy = sub.add_parser("deploy", help="Register prefect.yaml's deployments on their work pool (then run "
-                            "`prefect worker start --pool instructzero`).", epilog=EPILOG)
-    deploy.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"), help="default: %(default)s")
-    serve = sub.add_parser("serve", help="Serve prefect.yaml's scheduled deployments from this process "
-                           "(no work pool needed); stop with Ctrl-C.", epilog=EPILOG)
-    serve.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"), help="default: %(default)s")
+    prefect_file(command("deploy", "Register prefect.yaml's deployments on their work pool (then run "
+                         "`prefect worker start --pool instructzero`).", params=False))
+    prefect_file(command("serve", "Serve prefect.yaml's scheduled deployments from this process (no work pool "
+                         "needed); stop with Ctrl-C.", params=False))
     return main
 
 
@@ -88,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command not in ("tasks", "serve", "deploy"):
-        load_params(args.params, dict(getattr(args, "overrides", ())))  # bad params: exit 2 before any work
+    if "params" in args:  # bad params: exit 2 before any work
+        params = load_params(args.params, dict(getattr(args, "overrides", ())))
     if args.command == "tasks":
         print("\n".join(list_tasks(args.location)))
     elif args.command == "dry-run":
@@ -103,7 +106,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         overrides = dict(args.overrides) or None
         pipeline(args.params, overrides, args.workspace)
         here = overrides is None and args.workspace is None
-        print(report(Path(".") if here else workspace_dir(load_params(args.params, overrides), args.workspace)))
+        print(report(Path(".") if here else workspace_dir(params, args.workspace)))
     elif args.command == "evaluate":
         from flows.evaluate import evaluate_test
 

@@ -1,8 +1,8 @@
 """prefect.yaml's deployments: registered on their work pool, or served from this process.
 
 `register` does what `prefect deploy --all` does (code pulled from this directory by a
-set_working_directory step) without the command's final worker check, which fails with the
-pinned prefect 3.8.8 + fastapi 0.154 (the server refuses the `limit: null` it sends).
+set_working_directory step), from the same prefect.yaml that `serve` reads, without the
+command's interactive prompts.
 """
 
 from __future__ import annotations

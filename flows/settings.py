@@ -53,7 +53,7 @@ def in_workspace(params_path: Path, overrides: Mapping[str, Any], workspace: Pat
     ``overrides``), data, outputs and study, so that runs of different tasks keep apart. It sees
     the project's models; MLflow stays the project's unless $MLFLOW_TRACKING_URI says otherwise."""
     raw = apply_overrides(_read_yaml(params_path), overrides)
-    params = load_params(params_path, overrides)  # validated before anything is created
+    params = parse_params(raw, _source(params_path, overrides))  # validated before anything is created
     location = params.data.location
     if location and "://" not in location:
         raw["data"]["location"] = str(Path(location).resolve())
@@ -89,10 +89,12 @@ def workspace_dir(params: Params, workspace: Path | None = None) -> Path:
 def load_params(path: Path = PARAMS, overrides: Mapping[str, Any] | None = None) -> Params:
     """Read and validate params.yaml, with dotted-key ``overrides`` (errors name the file and
     the bad keys)."""
-    raw = _read_yaml(path)
-    if not overrides:
-        return parse_params(raw, str(path))
-    return parse_params(apply_overrides(raw, overrides), f"{path} with {dict(overrides)}")
+    return parse_params(apply_overrides(_read_yaml(path), overrides or {}), _source(path, overrides))
+
+
+def _source(path: Path, overrides: Mapping[str, Any] | None) -> str:
+    """How error messages name parameters: the file, and the overrides if any."""
+    return f"{path} with {dict(overrides)}" if overrides else str(path)
 
 
 def study_name(params: Params) -> str:
