@@ -120,11 +120,12 @@ def optimize(params_path: Path = PARAMS) -> None:
             records = trial_records(study)
             numbers = {t.number for t in trials}
             log_trials(tracking_uri(), run_id, [r for r in records if r["number"] in numbers])
-            best = best_evaluations(study, 1)[0]
+            ranked = best_evaluations(study, 1)  # empty while every trial so far had failed calls
+            best = f"{ranked[0].mean:.3f} {ranked[0].instruction!r}" if ranked else "none yet"
             progress.update(len(records) - progress.n)
-            progress.set_postfix(best=f"{best.mean:.3f}")
-            logger.info("trials %d/%d | best %.3f %r | %d new instructions", len(records), params.bo.n_trials,
-                        best.mean, best.instruction, len(new))
+            progress.set_postfix(best=best[:5])
+            logger.info("trials %d/%d | best %s | %d new instructions", len(records), params.bo.n_trials,
+                        best, len(new))
 
     records = trial_records(study)
     top = best_evaluations(study)  # every distinct instruction, ranked: evaluate takes its eval.top_k
