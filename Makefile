@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 	  || { tail -30 $(VENV)/install.log; exit 1; }
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# One Prefect server for all of dvc repro's stages (each would otherwise start its own).
 run: install
-	dvc repro
+	$(PY) -m flows.prefect_api dvc repro
 	@$(PY) -m flows.report
 
 test: install

@@ -1,7 +1,9 @@
 """Prefect flows: one per dvc.yaml stage, plus the whole pipeline.
 
 Importing this package sets the runtime defaults every entry point needs (each can be
-overridden from the environment): offline model hub, no telemetry, quiet task-run logs.
+overridden from the environment): offline model hub, no telemetry, quiet task-run logs, and a
+start-up timeout for Prefect's temporary server sized for a slow machine (Prefect's own 20 s is
+about what a first start with a new database takes on 2 busy cores).
 """
 
 import os
@@ -14,6 +16,7 @@ for _key, _value in {
     "TOKENIZERS_PARALLELISM": "false",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
     "TRANSFORMERS_VERBOSITY": "error",
     "MPLBACKEND": "Agg",
 }.items():

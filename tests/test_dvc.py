@@ -31,7 +31,7 @@ def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_p
     (clone / "params.yaml").write_text(yaml.safe_dump(small_params(eval={"top_k": 2}), sort_keys=False))
     _run("git", "commit", "--quiet", "-am", "small params", cwd=clone)
 
-    first = _run("dvc", "repro", cwd=clone)
+    first = _run(sys.executable, "-m", "flows.prefect_api", "dvc", "repro", cwd=clone)  # as `make run` does
     assert all(f"Running stage '{s}'" in first for s in ("model", "prepare", "optimize", "evaluate"))
     assert 1 <= len(json.loads((clone / "metrics/test.json").read_text())["top"]) <= 2
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from components.blackbox import ResponseCache
+from flows.prefect_api import shared_api
 from tests.conftest import ROOT, small_params
 from tests.openai_stub import last_input, stub_server
 
@@ -42,7 +43,7 @@ def _project(path: Path, url: str, embedded_model: Path) -> Path:
 
 
 def _run(workdir: Path, stage: str) -> subprocess.Popen:
-    env = {**os.environ, "OPENAI_API_KEY": SECRET, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(workdir / ".prefect")}
+    env = {**os.environ, "OPENAI_API_KEY": SECRET, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", f"flows.{stage}"], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -59,8 +60,9 @@ def _result(workdir: Path) -> tuple[str, float]:
     return best["instruction"], best["val_score"]
 
 
-def test_sigkill_then_resume_pays_nothing_twice_and_keeps_the_key_off_disk(tmp_path, embedded_model):
-    with stub_server(_answer) as server:
+def test_sigkill_then_resume_pays_nothing_twice_and_keeps_the_key_off_disk(tmp_path, embedded_model, monkeypatch):
+    with shared_api() as api, stub_server(_answer) as server:  # one Prefect server for every subprocess
+        monkeypatch.setenv("PREFECT_API_URL", api)
         clean = _project(tmp_path / "clean", server.base_url, embedded_model)
         _finish(clean, "prepare")
         _finish(clean, "optimize")
