@@ -2,14 +2,18 @@
 
 Runs the real flows (prepare -> optimize -> evaluate) per task x seed x method in a temporary
 project directory with its own (cold) response cache, all against one local model server.
-Same budget = the same number of black-box validation calls (`--calls`, i.e. that many distinct
-instructions x n_validation): a method whose candidates repeat gets more trials, up to
-`--max-trials`. Prints a markdown table (mean test score +- std per task and method, black-box
-calls, trials and wall time per method) and writes it with a plot under --out. Results are
-saved after every run; started again with the same settings, it skips the runs already done.
+Same budget = the same number of distinct instructions scored on the validation set
+(`--instructions`, i.e. that many x n_validation black-box calls, also set as a hard limit): a
+method whose candidates repeat asks more trials (a repeat costs no call), up to `--max-trials`.
+Two references are scored the same way on each run's test split: the empty instruction and one
+hand-written instruction per task (benchmarks/tasks.py). Prints a markdown table (test score
+mean +- std per task and method, paired (task, seed) wins/ties/losses of InstructZero against
+each method, distinct instructions, calls, trials and wall time per run) and writes it with a
+plot under --out. Results are saved after every run; started again with the same settings, it
+skips the runs already done.
 
-    .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment first_word_letter singular_to_plural \
-        antonyms negation --seeds 0 1 2
+    .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment negation word_sentiment \
+        first_word_letter antonyms --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -26,20 +30,33 @@ from pathlib import Path
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
+from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION
+from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
+from components.builtin_tasks import BUILTIN_TASKS
 from components.local_server import local_model_server
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
-from flows.settings import EMBEDDED_MODEL
+from flows.settings import EMBEDDED_MODEL, PREPARED
+from tasks.data import read_split
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "instruction-induction"
 METHODS = ("instructzero", "random", "ape", "tpe", "gp")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler"}
 
 
-def run_one(workdir: Path, params: dict) -> dict:
-    """One pipeline run in ``workdir``; returns its test and optimisation metrics."""
+def data_params(task: str) -> dict:
+    """Where the flows find ``task``: built in, Instruction Induction or BIG-bench."""
+    if task in BUILTIN_TASKS:
+        return {"source": "builtin", "task": task, "location": None}
+    if (BIGBENCH / task / "task.json").exists():
+        return {"source": "bigbench", "task": task, "location": str(BIGBENCH)}
+    return {"source": "instruction_induction", "task": task, "location": str(INDUCTION)}
+
+
+def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
+    """One pipeline run in ``workdir``; returns its test and optimisation metrics, and the
+    hand-written instruction's test score on the same split."""
     cwd = Path.cwd()
     os.chdir(workdir)
     try:
@@ -48,30 +65,36 @@ def run_one(workdir: Path, params: dict) -> dict:
         prepare()
         optimize()
         test = evaluate_test()
+        seconds = time.perf_counter() - start
         opt = json.loads(Path("metrics/optimize.json").read_text())
+        split, metric = read_split(PREPARED)
+        hand = evaluate_instructions(blackbox, [HANDWRITTEN[params["data"]["task"]]], split.test, metric)[0]
         return {"test": test["best_test_score"], "val": test["best_val_score"],
-                "empty": test["empty_instruction_test_score"], "trials": opt["n_trials"],
-                "calls": opt["n_distinct_instructions"] * params["data"]["n_validation"],
-                "seconds": time.perf_counter() - start, "instruction": test["best_instruction"]}
+                "empty": test["empty_instruction_test_score"], "hand": hand.mean if hand else None,
+                "trials": opt["n_trials"], "distinct": opt["n_distinct_instructions"],
+                "calls": opt["blackbox_calls"], "seconds": seconds, "instruction": test["best_instruction"]}
     finally:
         os.chdir(cwd)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", required=True, help="Instruction Induction task names")
+    parser.add_argument("--tasks", nargs="+", required=True, help="task names (benchmarks/tasks.py)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--calls", type=int, default=160, help="black-box validation calls per run (the budget)")
-    parser.add_argument("--max-trials", type=int, default=32, help="trials per run, at most")
-    parser.add_argument("--metric", default="contains", help="'paper' for the paper's per-task metric")
+    parser.add_argument("--instructions", type=int, default=20,
+                        help="distinct instructions scored per run (the budget: x n_validation calls)")
+    parser.add_argument("--n-validation", type=int, default=20)
+    parser.add_argument("--max-trials", type=int, default=200, help="trials per run, at most (a safety cap)")
+    parser.add_argument("--metric", default="paper", help="'paper' for the paper's per-task metric, or one metric")
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--report-only", action="store_true", help="tabulate the saved runs, run nothing")
     args = parser.parse_args()
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    settings = {"calls": args.calls, "max_trials": args.max_trials, "metric": args.metric, "n_test": args.n_test}
+    settings = {"instructions": args.instructions, "n_validation": args.n_validation, "max_trials": args.max_trials,
+                "metric": args.metric, "n_test": args.n_test}
     results = load(args.out, settings)
     if not args.report_only:
         run_all(args, base, settings, results)
@@ -88,6 +111,9 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
         ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=base["blackbox"]["server_cache_blocks"],
         block_size=base["blackbox"]["server_block_size"], max_batch_tokens=base["blackbox"]["server_max_batch_tokens"],
     ) as url:
+        references = BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
+                              cache=ResponseCache(Path(tmp) / "references.db"),
+                              max_tokens=base["blackbox"]["max_tokens"])
         for seed in args.seeds:  # seed-major: a benchmark cut short still covers every task
             for task in args.tasks:
                 for method in args.methods:
@@ -99,19 +125,20 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     (workdir / EMBEDDED_MODEL).symlink_to(ROOT / EMBEDDED_MODEL)
                     params = json.loads(json.dumps(base))
                     params["generator"]["model"] = str(ROOT / EMBEDDED_MODEL)
-                    params["data"].update(source="instruction_induction", task=task, location=str(SHARED),
-                                          metric=None if args.metric == "paper" else args.metric,
-                                          seed=seed, n_test=args.n_test)
+                    params["data"].update(**data_params(task), metric=None if args.metric == "paper" else args.metric,
+                                          seed=seed, n_test=args.n_test, n_validation=args.n_validation)
                     params["projection"]["seed"] = seed
-                    params["bo"].update(sampler=method, seed=seed, n_trials=args.max_trials)
-                    params["budget"]["max_calls"] = args.calls
+                    params["bo"].update(sampler=method, seed=seed, n_trials=args.max_trials,
+                                        n_instructions=args.instructions)
+                    params["budget"]["max_calls"] = args.instructions * args.n_validation
                     params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
                     params["eval"]["top_k"] = 1
-                    r = {"seed": seed, **run_one(workdir, params)}
+                    r = {"seed": seed, **run_one(workdir, params, references)}
                     results[task, method].append(r)
                     save(results, settings, args.out)  # after every run: an interrupted benchmark keeps its results
-                    print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, "
-                          f"empty {r['empty']:.3f}) {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
+                    print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, empty "
+                          f"{r['empty']:.3f}, hand-written {r['hand']:.3f}) {r['distinct']} instructions in "
+                          f"{r['trials']} trials, {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
 
 
 def load(out: Path, settings: dict) -> defaultdict[tuple[str, str], list[dict]]:
@@ -139,23 +166,39 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {std:.3f}" + (f" (n={len(values)})" if len(values) < 3 else "")
 
 
+def _paired(results: dict[tuple[str, str], list[dict]], tasks: list[str], method: str) -> tuple[int, int, int]:
+    """InstructZero's wins, ties and losses against ``method`` on test score, per (task, seed)."""
+    wins = ties = losses = 0
+    for task in tasks:
+        ours = {r["seed"]: r["test"] for r in results.get((task, "instructzero"), [])}
+        for r in results.get((task, method), []):
+            if r["seed"] in ours:
+                diff = ours[r["seed"]] - r["test"]
+                wins, ties, losses = wins + (diff > 1e-9), ties + (abs(diff) <= 1e-9), losses + (diff < -1e-9)
+    return wins, ties, losses
+
+
 def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace) -> str:
-    header = "| task | " + " | ".join(LABELS[m] for m in args.methods) + " | empty instruction |"
-    lines = [f"Test score (metric: {args.metric}; budget {args.calls} black-box validation calls, at most "
-             f"{args.max_trials} trials; seeds {args.seeds}, mean ± std over seeds; n_test ≤ {args.n_test})",
-             "", header,
-             "|" + "---|" * (len(args.methods) + 2)]
+    methods = list(args.methods)
+    header = "| task | " + " | ".join(LABELS[m] for m in methods) + " | empty instruction | hand-written |"
+    lines = [f"Test score (metric: {args.metric}; budget {args.instructions} distinct instructions x "
+             f"{args.n_validation} validation examples, at most {args.max_trials} trials; seeds {args.seeds}, "
+             f"mean ± std over seeds; n_test ≤ {args.n_test})", "", header, "|" + "---|" * (len(methods) + 3)]
     for task in args.tasks:
-        empty = [r["empty"] for r in results.get((task, args.methods[0]), [])]
+        runs = results.get((task, methods[0]), [])
         lines.append(f"| {task} | " + " | ".join(_mean_std([r["test"] for r in results.get((task, m), [])])
-                                                 for m in args.methods) + f" | {_mean_std(empty)} |")
-    lines += ["", "| method | mean test score | black-box calls per run | trials per run | "
-              "wall time per run (s) |", "|---|---|---|---|---|"]
-    for m in args.methods:
+                                                 for m in methods)
+                     + f" | {_mean_std([r['empty'] for r in runs])} | "
+                     f"{_mean_std([r['hand'] for r in runs if r.get('hand') is not None])} |")
+    lines += ["", "| method | mean test score | InstructZero wins / ties / losses | distinct instructions per run | "
+              "black-box calls per run | trials per run | wall time per run (s) |", "|---|---|---|---|---|---|---|"]
+    for m in methods:
         runs = [r for t in args.tasks for r in results.get((t, m), [])]
         if not runs:
             continue
-        lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | "
+        paired = "-" if m == "instructzero" else "{} / {} / {}".format(*_paired(results, args.tasks, m))
+        lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | {paired} | "
+                     f"{statistics.mean(r['distinct'] for r in runs):.1f} | "
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
                      f"{statistics.mean(r['trials'] for r in runs):.0f} | "
                      f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
@@ -173,7 +216,7 @@ def plot(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace, p
         stds = [statistics.stdev(s) if len(s) > 1 else 0.0 for s in scores]
         ax.bar([k + i * width for k in range(len(args.tasks))], means, width, yerr=stds, label=LABELS[m], capsize=2)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(args.tasks))], args.tasks, rotation=20)
-    ax.set(ylabel="test score", title=f"Optimisers on the embedded default ({args.calls} black-box calls)")
+    ax.set(ylabel="test score", title=f"Optimisers on the embedded default ({args.instructions} instructions each)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

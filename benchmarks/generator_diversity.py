@@ -1,98 +1,157 @@
-"""How varied and how good are the generator's candidates? (tunes projection.scale and the prompt)
+"""Do different z give different, usable instructions? (chooses the generator's defaults)
 
-For each task x projection scale x prompt: n random z in [-1, 1]^d -> instructions; prints the
-number of distinct instructions and the best / mean validation score of the distinct ones,
-next to the empty instruction. Uses the local model server as the black box.
+For each setting of the grid (soft-prompt position x projection scale x soft tokens x prompt x
+max_new_tokens) and each task: n random z in [-1, 1]^d -> instructions. Reports the distinct
+instructions per n z, the share of them that are usable (non-empty, at least three words, not a
+copy of an exemplar, a whole sentence rather than one cut off by max_new_tokens) and, with
+--score, the best and mean validation score of the distinct ones on the local model server
+(the paper's metric), next to the empty instruction. Results are saved after every setting
+(benchmarks/results/generator_diversity.{json,md}); run again, it skips what is saved.
 
-    .venv/bin/python -m benchmarks.generator_diversity --tasks parity first_letter --scales 0.5 1 3
+    .venv/bin/python -m benchmarks.generator_diversity --positions start user reply --scales 1 10 30 \\
+        --tokens 5 --n 32
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
+from benchmarks.tasks import load
 from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
-from components.builtin_tasks import BUILTIN_TASKS, builtin_task
-from components.data import TaskData, parse_instruction_induction, read_text, split_task
-from components.generator import build_prompt, embedding_std, generate_instructions, load_generator
+from components.data import Split, split_task
+from components.generator import build_prompt, clean_instruction, embedding_std, generate_texts, is_complete
 from components.local_server import local_model_server
 from components.metrics import metric_for_task
 from components.projection import make_projection
 from flows.settings import EMBEDDED_MODEL, load_params
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "instruction-induction"
-
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+TASKS = ["sentiment", "negation", "antonyms", "first_word_letter", "singular_to_plural", "larger_animal"]
 PROMPTS = {
     "params": None,  # generator.prompt / response_prefix from params.yaml
     "ape": ("I gave a friend an instruction and five inputs. The friend read the instruction and "
             "wrote an output for every one of the inputs. Here are the input-output pairs:\n\n{exemplars}",
             "The instruction was to"),
-    "write": ("Here are input-output pairs of a task:\n\n{exemplars}\n\n"
-              "What instruction turns each input into its output? Reply with the instruction only.",
-              "The instruction is to write"),
-    "answer": ("Here are input-output pairs of a task:\n\n{exemplars}\n\n"
-               "What instruction turns each input into its output? Reply with the instruction only.",
-               "The instruction is to answer"),
-    "fewshot": ("Input: cat\nOutput: CAT\n\nInput: tree\nOutput: TREE\n\n"
-                "Instruction: Write the word in capital letters.\n\n"
-                "Input: 2, 5\nOutput: 7\n\nInput: 10, 3\nOutput: 13\n\n"
-                "Instruction: Add the two numbers.\n\n{exemplars}\n\n", "Instruction:"),
     "short": ("{exemplars}\n\nWrite a one-sentence instruction that turns each input into its output.",
               "Instruction:"),
 }
 
 
-def load(task: str) -> TaskData:
-    if task in BUILTIN_TASKS:
-        return builtin_task(task)
-    induce, execute = (str(SHARED / "raw" / s / f"{task}.json") for s in ("induce", "execute"))
-    return TaskData(task, parse_instruction_induction(read_text(induce), induce),
-                    parse_instruction_induction(read_text(execute), execute))
+def usable(instruction: str, raw: str, split: Split) -> bool:
+    copies = {e.input.lower() for e in split.exemplars} | {e.outputs[0].lower() for e in split.exemplars}
+    text = instruction.lower().rstrip(".")
+    return len(text.split()) >= 3 and text not in copies and is_complete(raw)
+
+
+def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, params, blackbox, n_val: int) -> list[dict]:
+    rows = []
+    template, prefix = PROMPTS[setting["prompt"]] or (params.generator.prompt, params.generator.response_prefix)
+    projection = make_projection(10, setting["tokens"], model.config.hidden_size, embedding_std(model),
+                                 setting["scale"], 0)
+    z = torch.rand(n, 10, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for task in tasks:
+        split = split_task(load(task), 5, n_val, 1, 0)
+        prompt = build_prompt(tokenizer, template, split.exemplars, prefix, setting["position"])
+        start = time.perf_counter()
+        raws = generate_texts(model, tokenizer, prompt, projection.soft_prompts(z), setting["max_new_tokens"], prefix)
+        seconds = time.perf_counter() - start
+        first_raw = {}
+        for raw in raws:
+            first_raw.setdefault(clean_instruction(raw), raw)
+        distinct = list(first_raw)
+        row = {**setting, "task": task, "distinct": len(distinct), "n": n,
+               "usable": round(sum(usable(v, first_raw[v], split) for v in distinct) / len(distinct), 2),
+               "seconds": round(seconds, 1), "example": max(distinct, key=lambda v: usable(v, first_raw[v], split))}
+        if blackbox is not None:
+            metric = metric_for_task(task)
+            empty, *scored = evaluate_instructions(blackbox, ["", *distinct], split.validation, metric)
+            means = [e.mean for e in scored if e is not None]
+            best = max((e for e in scored if e is not None), key=lambda e: e.mean)
+            row.update(best=round(best.mean, 3), mean=round(statistics.mean(means), 3),
+                       empty=round(empty.mean if empty else 0.0, 3), example=best.instruction)
+        rows.append(row)
+        print(f"{setting['position']:5s} scale {setting['scale']:5.1f} tokens {setting['tokens']:2d} "
+              f"{setting['prompt']:6s} max {setting['max_new_tokens']:3d} {task:20s} distinct {len(distinct):2d}/{n} "
+              f"usable {row['usable']:.2f}" + (f" best {row['best']:.2f} mean {row['mean']:.2f} empty "
+                                               f"{row['empty']:.2f}" if 'best' in row else "")
+              + f" {seconds:5.1f}s {row['example'][:60]!r}", flush=True)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["parity", "first_letter", "sentiment", "antonyms"])
-    parser.add_argument("--scales", nargs="+", type=float, default=[0.5, 1.0, 3.0])
-    parser.add_argument("--prompts", nargs="+", default=list(PROMPTS), choices=list(PROMPTS))
-    parser.add_argument("--n", type=int, default=16, help="random z per setting")
-    parser.add_argument("--metric", default=None, help="override the task's metric (e.g. contains)")
+    parser.add_argument("--tasks", nargs="+", default=TASKS)
+    parser.add_argument("--positions", nargs="+", default=["user"], choices=["start", "user", "reply"])
+    parser.add_argument("--scales", nargs="+", type=float, default=[1.0])
+    parser.add_argument("--tokens", nargs="+", type=int, default=[5], help="soft tokens")
+    parser.add_argument("--prompts", nargs="+", default=["params"], choices=list(PROMPTS))
+    parser.add_argument("--max-new-tokens", nargs="+", type=int, default=[32])
+    parser.add_argument("--n", type=int, default=32, help="random z per setting and task")
+    parser.add_argument("--score", action="store_true", help="score the distinct instructions (local server)")
+    parser.add_argument("--n-val", type=int, default=20, help="validation examples scored")
+    parser.add_argument("--out", default="generator_diversity", help="results file name under benchmarks/results")
     args = parser.parse_args()
 
-    params = load_params()
-    model, tokenizer = load_generator(str(EMBEDDED_MODEL))
-    std = embedding_std(model)
-    print(f"{'task':16s} {'prompt':7s} {'scale':>5s} {'distinct':>8s} {'best':>5s} {'mean':>5s} {'empty':>5s} "
-          f"{'gen s':>5s}  best instruction")
-    with tempfile.TemporaryDirectory() as tmp, \
-            local_model_server(EMBEDDED_MODEL, Path(tmp) / "server.log") as url:
-        cache = ResponseCache(Path(tmp) / "cache.db")
-        blackbox = BlackBox(base_url=url, model=str(EMBEDDED_MODEL), api_key="local", cache=cache)
-        for task in args.tasks:
-            split = split_task(load(task), 5, 20, 1, 0)
-            metric = args.metric or metric_for_task(task)
-            empty = evaluate_instructions(blackbox, [""], split.validation, metric)[0].mean
-            for name in args.prompts:
-                template, prefix = PROMPTS[name] or (params.generator.prompt, params.generator.response_prefix)
-                prompt = build_prompt(tokenizer, template, split.exemplars, prefix)
-                for scale in args.scales:
-                    projection = make_projection(10, 5, model.config.hidden_size, std, scale, 0)
-                    z = torch.rand(args.n, 10, generator=torch.Generator().manual_seed(0)) * 2 - 1
-                    start = time.perf_counter()
-                    texts = generate_instructions(model, tokenizer, prompt, projection.soft_prompts(z), 32, prefix)
-                    seconds = time.perf_counter() - start
-                    distinct = list(dict.fromkeys(texts))
-                    results = evaluate_instructions(blackbox, distinct, split.validation, metric)
-                    best = max(results, key=lambda e: e.mean)
-                    mean = sum(e.mean for e in results) / len(results)
-                    print(f"{task:16s} {name:7s} {scale:5.1f} {len(distinct):4d}/{args.n:<3d} {best.mean:5.2f} "
-                          f"{mean:5.2f} {empty:5.2f} {seconds:5.1f}  {best.instruction[:70]!r}", flush=True)
+    from components.generator import load_generator
+
+    params = load_params(ROOT / "params.yaml")
+    model, tokenizer = load_generator(str(ROOT / EMBEDDED_MODEL))
+    path = RESULTS / f"{args.out}.json"
+    rows: list[dict] = json.loads(path.read_text()) if path.exists() else []
+    grid = [dict(zip(("position", "scale", "tokens", "prompt", "max_new_tokens"), values, strict=True))
+            for values in itertools.product(args.positions, args.scales, args.tokens, args.prompts,
+                                            args.max_new_tokens)]
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        blackbox = None
+        if args.score:
+            bb = params.blackbox
+            url = stack.enter_context(local_model_server(
+                ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=bb.server_cache_blocks,
+                block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens))
+            blackbox = BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
+                                cache=ResponseCache(Path(tmp) / "cache.db"), max_tokens=bb.max_tokens)
+        for setting in grid:
+            done = {r["task"] for r in rows if all(r.get(k) == v for k, v in setting.items())
+                    and r["n"] == args.n and ("best" in r or not args.score)}
+            todo = [t for t in args.tasks if t not in done]
+            if todo:
+                rows = [r for r in rows if not (all(r.get(k) == v for k, v in setting.items()) and r["task"] in todo)]
+                rows += run_setting(setting, todo, args.n, model, tokenizer, params, blackbox, args.n_val)
+                RESULTS.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(rows, indent=1) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(markdown(rows) + "\n")
+    print(markdown(rows))
+
+
+def markdown(rows: list[dict]) -> str:
+    """One line per setting: distinct (min over tasks and mean), usable share, scores."""
+    keys = ("position", "scale", "tokens", "prompt", "max_new_tokens")
+    settings = list(dict.fromkeys(tuple(r[k] for k in keys) for r in rows))
+    lines = ["| position | scale | soft tokens | prompt | max_new_tokens | tasks | distinct of n (min / mean) | "
+             "usable share (mean) | best val (mean over tasks) | mean val | empty val |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in settings:
+        rs = [r for r in rows if tuple(r[k] for k in keys) == s]
+        scored = [r for r in rs if "best" in r]
+
+        def avg(key: str, rs: list[dict] = scored) -> str:
+            return f"{statistics.mean(r[key] for r in rs):.3f}" if rs else "-"
+        lines.append(" | ".join(["", *map(str, s), str(len(rs)),
+                                 f"{min(r['distinct'] for r in rs)} / {statistics.mean(r['distinct'] for r in rs):.1f}"
+                                 f" of {rs[0]['n']}", avg("usable", rs), avg("best"), avg("mean"), avg("empty"), ""])
+                     .strip())
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

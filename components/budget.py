@@ -46,6 +46,12 @@ class Budget:
         )
 
 
+    def affordable(self, used: CallStats, calls_each: int, n: int) -> int:
+        """How many of ``n`` further instructions, ``calls_each`` calls apiece, stay within every
+        limit (a batch shrinks to this instead of being dropped)."""
+        return next((k for k in range(n, 0, -1) if self.allows(used, k * calls_each)), 0)
+
+
 def price_for(model: str, overrides: Mapping[str, Sequence[float]]) -> tuple[float, float] | None:
     """The (prompt, completion) price of ``model``: an override, else the default table."""
     if model in overrides:
@@ -56,7 +62,7 @@ def price_for(model: str, overrides: Mapping[str, Sequence[float]]) -> tuple[flo
 
 @dataclass(frozen=True)
 class Plan:
-    """The most a run can spend: every trial a new instruction, every answer ``max_tokens`` long."""
+    """The most a run can spend: every answer ``max_tokens`` long, no answer cached."""
 
     validation_calls: int
     test_calls: int
@@ -70,7 +76,7 @@ class Plan:
 
 
 def plan_run(
-    validation: Sequence[Example], test: Sequence[Example], n_trials: int, top_k: int, max_tokens: int,
+    validation: Sequence[Example], test: Sequence[Example], n_instructions: int, top_k: int, max_tokens: int,
     instruction_tokens: int, price: tuple[float, float] | None,
 ) -> Plan:
     """Upper bounds of a run's calls, tokens and cost (duplicates and cache hits only lower them)."""
@@ -79,8 +85,8 @@ def plan_run(
     def prompt_tokens(examples: Sequence[Example]) -> int:
         return sum(len(zero_shot_prompt(filler, e.input)) for e in examples) // CHARS_PER_TOKEN
 
-    val_calls, test_calls = n_trials * len(validation), (top_k + 1) * len(test)
-    prompt = n_trials * prompt_tokens(validation) + (top_k + 1) * prompt_tokens(test)
+    val_calls, test_calls = n_instructions * len(validation), (top_k + 1) * len(test)
+    prompt = n_instructions * prompt_tokens(validation) + (top_k + 1) * prompt_tokens(test)
     completion = (val_calls + test_calls) * max_tokens
     spend = None if price is None else cost(CallStats(prompt_tokens=prompt, completion_tokens=completion), price)
     return Plan(val_calls, test_calls, prompt, completion, spend)

@@ -1,7 +1,8 @@
 """Tasks generated deterministically by the project, so the default runs with no data.
 
-Words come from the ``english-words`` package (its GCIDE list); numbers from a seeded RNG.
-The same name always gives the same examples.
+Words come from the ``english-words`` package (its GCIDE list), word sentiment from the AFINN
+lexicon in the ``afinn`` package (words rated -5..+5; |rating| >= 2, drawn half positive, half
+negative); numbers from a seeded RNG. The same name always gives the same examples.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from functools import cache
+from importlib.resources import files
 
 from english_words import get_english_words_set
 
@@ -21,6 +23,20 @@ _POOL_SIZE = 600
 def _words() -> tuple[str, ...]:
     words = get_english_words_set(["gcide"], lower=True, alpha=True)
     return tuple(sorted(w for w in words if 3 <= len(w) <= 8))
+
+
+@cache
+def _rated_words() -> dict[str, tuple[str, ...]]:
+    """AFINN's single words by sign: {"positive": (...), "negative": (...)}."""
+    text = files("afinn").joinpath("data", "AFINN-en-165.txt").read_text(encoding="utf-8")
+    rated = [(word, int(value)) for word, value in (line.split("\t") for line in text.splitlines() if line)]
+    return {label: tuple(sorted(w for w, v in rated if w.isalpha() and sign * v >= 2))
+            for label, sign in (("positive", 1), ("negative", -1))}
+
+
+def _word_sentiment(rng: random.Random) -> Example:
+    label = rng.choice(("positive", "negative"))
+    return Example(rng.choice(_rated_words()[label]), (label,))
 
 
 def _parity(rng: random.Random) -> Example:
@@ -48,6 +64,7 @@ _MAKERS: dict[str, Callable[[random.Random], Example]] = {
     "first_letter": _first_letter,
     "larger_number": _larger_number,
     "spell_out": _spell_out,
+    "word_sentiment": _word_sentiment,
 }
 
 BUILTIN_TASKS: tuple[str, ...] = tuple(_MAKERS)

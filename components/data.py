@@ -74,10 +74,15 @@ def _text(value: Any, where: str, field: str) -> str:
 
 
 def _answers(value: Any, where: str, field: str) -> tuple[str, ...]:
+    """The accepted answers: strings (numbers as text); empty alternatives are dropped (some
+    public files have them), a row with no usable answer is refused."""
     values = value if isinstance(value, list) else [value]
-    if not values:
-        raise TaskDataError(f"{where}: field {field!r} is an empty list")
-    return tuple(_text(v if not isinstance(v, (int, float)) else str(v), where, field) for v in values)
+    texts = [str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in values]
+    if wrong := [v for v in texts if not isinstance(v, str)]:
+        raise TaskDataError(f"{where}: field {field!r} must hold strings, got {wrong[0]!r}")
+    if not (kept := tuple(v for v in texts if v.strip())):
+        raise TaskDataError(f"{where}: field {field!r} has no non-empty answer, got {value!r}")
+    return kept
 
 
 def _instruction_induction_example(row: dict[str, Any], index: int, where: str) -> Example:
@@ -96,7 +101,7 @@ def _instruction_induction_example(row: dict[str, Any], index: int, where: str) 
         raise TaskDataError(f"{where}: row needs 'input' and 'output', has {sorted(row)}")
     answers = _answers(row["output"], where, "output")
     extra = row.get("possible_translations")
-    if isinstance(extra, list) and extra:
+    if isinstance(extra, list) and any(isinstance(v, str) and v.strip() for v in extra):
         answers = tuple(dict.fromkeys(answers + _answers(extra, where, "possible_translations")))
     return Example(_text(row["input"], where, "input"), answers)
 
@@ -191,18 +196,20 @@ def split_task(
     task: TaskData, n_exemplars: int, n_validation: int, n_test: int, seed: int
 ) -> Split:
     """Split reproducibly: exemplars and validation from the pool, test from the task's own
-    test set when it has one, otherwise from the rest of the pool.
+    test set when it has one, otherwise from the rest of the pool. A pool too small for
+    ``n_validation`` gives what is left after the exemplars (and one test example), as the
+    paper's code does (``len(split.validation)`` says how many).
 
     Raises:
-        TaskDataError: when the pool is too small for the requested sizes.
+        TaskDataError: when the pool leaves no validation example at all.
     """
     pool = list(task.pool)
     random.Random(seed).shuffle(pool)
-    needed = n_exemplars + n_validation + (0 if task.test else 1)
-    if len(pool) < needed:
+    n_validation = min(n_validation, len(pool) - n_exemplars - (0 if task.test else 1))
+    if n_validation < 1:
         raise TaskDataError(
-            f"task {task.name!r}: {len(pool)} examples, need at least {needed} for "
-            f"{n_exemplars} exemplars, {n_validation} validation examples and a test set"
+            f"task {task.name!r}: {len(pool)} examples, need at least {n_exemplars + 1 + (0 if task.test else 1)} "
+            f"for {n_exemplars} exemplars, a validation example and a test set"
         )
     exemplars, validation = pool[:n_exemplars], pool[n_exemplars : n_exemplars + n_validation]
     rest = list(task.test) if task.test else pool[n_exemplars + n_validation :]

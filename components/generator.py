@@ -64,19 +64,29 @@ class GenerationPrompt:
     suffix_ids: torch.Tensor  # n_suffix
 
 
+SOFT_PROMPT_POSITIONS = ("start", "user", "reply")
+
+
 def build_prompt(
     tokenizer: PreTrainedTokenizerBase,
     template: str,
     exemplars: Sequence[Example],
     response_prefix: str = "",
+    position: str = "user",
 ) -> GenerationPrompt:
     """Render ``template`` (with ``{exemplars}``) as the user turn of the model's chat template,
-    the soft prompt at the start of the user's text and ``response_prefix`` opening the reply."""
-    user = _SOFT + template.format(exemplars=format_exemplars(exemplars))
+    ``response_prefix`` opening the reply, and the soft prompt at ``position``: ``start`` before
+    the whole chat (as the paper), ``user`` at the start of the user's text, ``reply`` right
+    before the reply (after the assistant's header, before ``response_prefix``)."""
+    if position not in SOFT_PROMPT_POSITIONS:
+        raise ValueError(f"position must be one of {SOFT_PROMPT_POSITIONS}, got {position!r}")
+    user = template.format(exemplars=format_exemplars(exemplars))
     text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+        [{"role": "user", "content": _SOFT + user if position == "user" else user}],
+        tokenize=False, add_generation_prompt=True,
     )
     assert isinstance(text, str)  # tokenize=False renders text
+    text = _SOFT + text if position == "start" else text + _SOFT if position == "reply" else text
     prefix, suffix = text.split(_SOFT)
 
     def encode(part: str) -> torch.Tensor:
@@ -86,7 +96,7 @@ def build_prompt(
 
 
 @torch.no_grad()
-def generate_instructions(
+def generate_texts(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompt: GenerationPrompt,
@@ -95,8 +105,9 @@ def generate_instructions(
     response_prefix: str = "",
     temperature: float = 0.0,
 ) -> list[str]:
-    """Decode one instruction per soft prompt (``b x n_tokens x hidden``), in one batch:
-    greedy, or sampled when ``temperature`` > 0. ``n_tokens`` may be 0 (no soft prompt)."""
+    """The generator's raw replies (``response_prefix`` included; ``clean_instruction`` makes
+    instructions of them), one per soft prompt (``b x n_tokens x hidden``), in one batch: greedy,
+    or sampled when ``temperature`` > 0. ``n_tokens`` may be 0 (no soft prompt)."""
     table = _embeddings(model)
     batch = soft_prompts.shape[0]
     embeds = torch.cat(
@@ -116,7 +127,14 @@ def generate_instructions(
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     )
     texts = tokenizer.batch_decode(output, skip_special_tokens=True)
-    return [clean_instruction(f"{response_prefix} {t.lstrip()}" if response_prefix else t) for t in texts]
+    return [f"{response_prefix} {t.lstrip()}" if response_prefix else t for t in texts]
+
+
+def is_complete(text: str) -> bool:
+    """Whether a raw reply's first non-empty line holds a whole sentence (not cut off by
+    max_new_tokens): it has a sentence end, or another line follows it."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return bool(lines) and (len(lines) > 1 or re.search(r"[.!?](\s|$)", lines[0]) is not None)
 
 
 _LEAD = re.compile(r"^\s*(?:the\s+)?instruction\s*(?:is|was)?\s*(?:to)?\s*[:\-]?\s*", re.IGNORECASE)

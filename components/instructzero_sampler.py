@@ -15,6 +15,7 @@ from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf
 from gpytorch.kernels import ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import GammaPrior
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.samplers import BaseSampler
 from optuna.search_space import IntersectionSearchSpace
@@ -46,7 +47,8 @@ def instructzero_candidate(
         ``1 x d`` tensor in [0, 1]^d.
     """
     x, y = train_x.double(), train_y.double().unsqueeze(-1)
-    kernel = ScaleKernel(InstructionCoupledKernel(x, similarity.double(), eps=eps))
+    kernel = ScaleKernel(InstructionCoupledKernel(x, similarity.double(), eps=eps),
+                         outputscale_prior=GammaPrior(2.0, 0.15))  # as the original's BoTorch
     model = SingleTaskGP(x, y, covar_module=kernel, outcome_transform=Standardize(m=1))
     fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
     acqf = qLogExpectedImprovement(model, best_f=y.max(), X_pending=None if pending is None else pending.double())
@@ -66,7 +68,8 @@ class InstructZeroSampler(BaseSampler):
         n_startup_trials: completed trials (with outputs) before the GP takes over.
         independent_sampler: for the start-up and for parameters outside the search space
             (the pipeline passes a scrambled Sobol sampler); default random.
-        seed: seeds the independent sampler and the acquisition optimisation.
+        seed: seeds the independent sampler, and with the trial's number the acquisition
+            optimisation (a resumed or distributed run draws what an uninterrupted one would).
     """
 
     def __init__(
@@ -86,7 +89,6 @@ class InstructZeroSampler(BaseSampler):
         self._num_restarts, self._raw_samples = num_restarts, raw_samples
         self._search_space = IntersectionSearchSpace()
         self._study_id: int | None = None
-        self._calls = 0
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if self._study_id is None:
@@ -121,8 +123,7 @@ class InstructZeroSampler(BaseSampler):
             if t.number != trial.number and all(n in t.params for n in names)
         ]
         if self._seed is not None:
-            torch.manual_seed(self._seed + self._calls)
-        self._calls += 1
+            torch.manual_seed(self._seed * 1_000_003 + trial.number)
         candidate = instructzero_candidate(
             unit(done),
             torch.tensor([t.value for t in done], dtype=torch.float64),

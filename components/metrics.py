@@ -1,7 +1,9 @@
-"""Per-task metrics of the Instruction Induction benchmark (APE's convention).
+"""Per-task metrics of the Instruction Induction benchmark, as the paper's evaluation code
+(Instruction Induction's, used by APE and InstructZero) computes them.
 
-Every metric takes a prediction and the accepted answers and returns a score in [0, 1]:
-the best score over the accepted answers.
+Every metric takes a prediction and one accepted answer and returns a score in [0, 1]; ``score``
+takes the best over the accepted answers. Both sides are normalised alike (``normalize``). A
+prediction that normalises to nothing never scores, whatever the answer.
 """
 
 from __future__ import annotations
@@ -11,39 +13,44 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
 
 def normalize(text: str) -> str:
-    """Lowercase, drop punctuation and articles, collapse white space."""
-    text = text.lower().translate(_PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+    """The paper's normalisation: " and " -> " ", drop "Sentence 1:"/"Sentence 2:", strip, keep
+    the first line, cut at the first ".", lowercase, "-" -> " ", drop punctuation. Articles stay
+    (some answers are "a"); white space is left as it is (the metrics split on it)."""
+    text = text.replace(" and ", " ").replace("Sentence 1:", " ").replace("Sentence 2:", " ").strip()
+    text = text.split("\n")[0].split(".")[0].lower().replace("-", " ")
+    return text.translate(_PUNCT)
 
 
 def exact_match(prediction: str, answer: str) -> float:
-    return float(normalize(prediction) == normalize(answer))
+    pred = normalize(prediction)
+    return float(bool(pred.strip()) and pred == normalize(answer))
 
 
 def f1(prediction: str, answer: str) -> float:
-    """Token-overlap F1 between the normalized texts."""
+    """Token-overlap F1 between the normalised texts."""
     pred, gold = normalize(prediction).split(), normalize(answer).split()
     common = sum((Counter(pred) & Counter(gold)).values())
     if common == 0:
-        return float(pred == gold)
+        return 0.0
     precision, recall = common / len(pred), common / len(gold)
     return 2 * precision * recall / (precision + recall)
 
 
 def exact_set(prediction: str, answer: str) -> float:
-    """1 when both texts hold the same set of normalized tokens."""
-    return float(set(normalize(prediction).split()) == set(normalize(answer).split()))
+    """1 when both texts hold the same set of normalised tokens."""
+    pred = set(normalize(prediction).split())
+    return float(bool(pred) and pred == set(normalize(answer).split()))
 
 
 def contains(prediction: str, answer: str) -> float:
-    """1 when the normalized answer appears, as whole words, in the normalized prediction."""
-    gold = normalize(answer)
-    return float(bool(gold) and re.search(rf"\b{re.escape(gold)}\b", normalize(prediction)) is not None)
+    """1 when the normalised answer appears, as whole words, in the normalised prediction (its
+    first sentence)."""
+    gold = normalize(answer).strip()
+    return float(bool(gold) and re.search(rf"\b({re.escape(gold)})\b", normalize(prediction)) is not None)
 
 
 METRICS: dict[str, Callable[[str, str], float]] = {

@@ -47,6 +47,7 @@ class GeneratorParams(_Section):
     model: str = Field("models/smollm2-135m-instruct", min_length=1)  # HF folder or hub id
     prompt: str = Field(min_length=1)  # needs {exemplars}; the soft prompt goes before it
     response_prefix: str = ""  # start of the reply the instruction continues
+    soft_prompt_position: Literal["start", "user", "reply"] = "user"  # before the chat, the user turn, the reply
     max_new_tokens: int = Field(32, ge=4, le=512)
     ape_temperature: float = Field(1.0, gt=0, le=5)  # sampling temperature of the APE baseline
 
@@ -82,7 +83,8 @@ class BlackBoxParams(_Section):
 class BOParams(_Section):
     # instructzero: the paper's; random: "Uniform"; ape: no soft prompt, sampled instructions
     sampler: Literal["instructzero", "botorch", "gp", "tpe", "random", "ape"] = "instructzero"
-    n_trials: int = Field(40, ge=1, le=10000)
+    n_instructions: int = Field(20, ge=1, le=10000)  # distinct instructions scored: the black-box budget
+    n_trials: int = Field(200, ge=1, le=100000)  # a safety cap: a repeated instruction costs a trial, no call
     n_startup_trials: int = Field(8, ge=1, le=10000)
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
     seed: int = 0

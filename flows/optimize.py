@@ -82,15 +82,18 @@ def optimize(params_path: Path = PARAMS) -> None:
     api_key = os.environ.get("OPENAI_API_KEY")
     with (
         open_blackbox(params.blackbox, api_key, local_model(params), RESPONSE_CACHE, SERVER_LOG) as blackbox,
-        tqdm(total=params.bo.n_trials, initial=n_complete(study), unit="trial", desc=params.data.task,
-             disable=None, leave=False) as progress,  # a bar on a terminal only
+        tqdm(total=params.bo.n_instructions, initial=min(len(known), params.bo.n_instructions), unit="instruction",
+             desc=params.data.task, disable=None, leave=False) as progress,  # a bar on a terminal only
     ):
         blackbox.stats = CallStats.from_dict(study.user_attrs.get(USAGE_ATTR, {}))  # this study's spending so far
-        logger.info("study %s: %d/%d trials done; black box %s",
-                    name, n_complete(study), params.bo.n_trials, blackbox.model)
-        while (done := n_complete(study)) < params.bo.n_trials:
+        logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
+                    name, len(known), params.bo.n_instructions, n_complete(study), blackbox.model)
+        # The budget is distinct instructions: a z that repeats a scored one is told its score
+        # for free and the loop asks again; trials are only a safety cap.
+        while len(known) < params.bo.n_instructions and (done := n_complete(study)) < params.bo.n_trials:
             with clock("bo"):
-                trials, z = ask(study, min(params.bo.batch_size, params.bo.n_trials - done), projection.intrinsic_dim)
+                n = min(params.bo.batch_size, params.bo.n_instructions - len(known), params.bo.n_trials - done)
+                trials, z = ask(study, n, projection.intrinsic_dim)
             with clock("generator"):
                 if params.bo.sampler == "ape":
                     seed = params.bo.seed * 1_000_003 + trials[0].number
@@ -98,19 +101,20 @@ def optimize(params_path: Path = PARAMS) -> None:
                 else:
                     instructions = generate(model, tokenizer, prompt, projection, z, params.generator)
             new = list(dict.fromkeys(v for v in instructions if v not in known))
-            if not budget.allows(blackbox.stats, len(new) * len(split.validation)):
-                fail(study, trials)
+            fits = budget.affordable(blackbox.stats, len(split.validation), len(new))
+            if fits < len(new):  # score what fits, then stop
                 stopped_by_budget = True
-                logger.warning("budget reached after %d black-box calls: stopping with the best so far",
-                               blackbox.stats.calls)
-                break
+                logger.warning("budget reached after %d black-box calls: scoring %d of %d new instructions, then "
+                               "stopping with the best so far", blackbox.stats.calls, fits, len(new))
             with clock("blackbox"):
-                evaluations = evaluate(blackbox, new, split.validation, metric)
+                evaluations = evaluate(blackbox, new[:fits], split.validation, metric) if fits else []
             known.update((e.instruction, e) for e in evaluations if e is not None)
             study.set_user_attr(USAGE_ATTR, blackbox.stats.as_dict())
             for trial, instruction in zip(trials, instructions, strict=True):
                 if instruction in known:
                     tell(study, trial, known[instruction])
+                elif instruction in new[fits:]:
+                    fail(study, [trial])
                 else:
                     fail_and_retry(study, trial)
             if None in evaluations:
@@ -122,10 +126,12 @@ def optimize(params_path: Path = PARAMS) -> None:
             log_trials(tracking_uri(), run_id, [r for r in records if r["number"] in numbers])
             ranked = best_evaluations(study, 1)  # empty while every trial so far had failed calls
             best = f"{ranked[0].mean:.3f} {ranked[0].instruction!r}" if ranked else "none yet"
-            progress.update(len(records) - progress.n)
+            progress.update(min(len(known), params.bo.n_instructions) - progress.n)
             progress.set_postfix(best=best[:5])
-            logger.info("trials %d/%d | best %s | %d new instructions", len(records), params.bo.n_trials,
-                        best, len(new))
+            logger.info("instructions %d/%d (trials %d) | best %s | %d new", len(known), params.bo.n_instructions,
+                        len(records), best, len(evaluations))
+            if stopped_by_budget:
+                break
 
     records = trial_records(study)
     top = best_evaluations(study)  # every distinct instruction, ranked: evaluate takes its eval.top_k

@@ -99,9 +99,10 @@ def _source(path: Path, overrides: Mapping[str, Any] | None) -> str:
 
 def study_name(params: Params) -> str:
     """Names the study after everything that shapes its trials, but not the trial budget,
-    so raising ``bo.n_trials`` continues a study instead of starting over."""
+    so raising ``bo.n_instructions`` (or ``bo.n_trials``) continues a study instead of starting over."""
     keys = params.model_dump(include={"data", "projection", "generator", "blackbox", "bo"})
     keys["bo"].pop("n_trials")
+    keys["bo"].pop("n_instructions")
     keys["blackbox"] = {k: keys["blackbox"][k] for k in ("base_url", "model", "max_tokens")}
     digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
     return f"{params.data.task}-{params.bo.sampler}-{digest}"

@@ -15,9 +15,10 @@ from components.data import Example
 from components.generator import (
     GenerationPrompt,
     build_prompt,
+    clean_instruction,
     convert_gguf,
     embedding_std,
-    generate_instructions,
+    generate_texts,
 )
 from components.generator import load_generator as _load
 from components.params import GeneratorParams, ProjectionParams
@@ -73,7 +74,8 @@ def generate(
 ) -> list[str]:
     """One instruction per point z (a batch of ``len(z)`` soft prompts), greedy."""
     soft = projection.soft_prompts(torch.tensor(z, dtype=torch.float32))
-    return generate_instructions(model, tokenizer, prompt, soft, params.max_new_tokens, params.response_prefix)
+    texts = generate_texts(model, tokenizer, prompt, soft, params.max_new_tokens, params.response_prefix)
+    return [clean_instruction(t) for t in texts]
 
 
 @task(cache_policy=NO_CACHE)
@@ -84,8 +86,9 @@ def sample_without_soft_prompt(
     """APE's candidates: ``n`` instructions sampled from the exemplars alone (no soft prompt)."""
     torch.manual_seed(seed)
     empty = torch.zeros(n, 0, model.config.hidden_size)  # n x 0 x hidden
-    return generate_instructions(model, tokenizer, prompt, empty, params.max_new_tokens,
-                                 params.response_prefix, temperature=params.ape_temperature)
+    texts = generate_texts(model, tokenizer, prompt, empty, params.max_new_tokens, params.response_prefix,
+                           temperature=params.ape_temperature)
+    return [clean_instruction(t) for t in texts]
 
 
 @task(cache_policy=NO_CACHE)
@@ -93,4 +96,4 @@ def make_prompt(
     tokenizer: PreTrainedTokenizerBase, params: GeneratorParams, exemplars: tuple[Example, ...]
 ) -> GenerationPrompt:
     """The generation prompt around the soft prompt, from ``generator.prompt``."""
-    return build_prompt(tokenizer, params.prompt, exemplars, params.response_prefix)
+    return build_prompt(tokenizer, params.prompt, exemplars, params.response_prefix, params.soft_prompt_position)

@@ -58,7 +58,7 @@ def small_params(**overrides: dict) -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"].update(n_validation=5, n_test=6)
     raw["generator"].update(max_new_tokens=16)
-    raw["bo"].update(n_trials=4, n_startup_trials=2, batch_size=2)
+    raw["bo"].update(n_instructions=4, n_trials=4, n_startup_trials=2, batch_size=2)
     for section, values in overrides.items():
         raw[section].update(values)
     return raw

@@ -25,9 +25,16 @@ def test_budget_allows_up_to_each_limit():
     assert Budget().allows(used, 10**9)
 
 
+def test_a_batch_shrinks_to_what_fits():
+    used = CallStats(calls=10, prompt_tokens=900, completion_tokens=100)
+    assert Budget(max_calls=33).affordable(used, 5, 8) == 4  # 4 x 5 calls fit in the 23 left
+    assert Budget(max_calls=14).affordable(used, 5, 8) == 0
+    assert Budget().affordable(used, 5, 8) == 8
+
+
 def test_plan_is_an_upper_bound():
     val, test = [Example("abcd", ("a",))] * 4, [Example("abcd", ("a",))] * 10
-    plan = plan_run(val, test, n_trials=5, top_k=2, max_tokens=8, instruction_tokens=10, price=(1.0, 2.0))
+    plan = plan_run(val, test, n_instructions=5, top_k=2, max_tokens=8, instruction_tokens=10, price=(1.0, 2.0))
     assert (plan.validation_calls, plan.test_calls, plan.calls) == (20, 30, 50)
     assert plan.completion_tokens == 50 * 8 and plan.prompt_tokens > 50 * 10
     assert plan.cost == pytest.approx((plan.prompt_tokens + 2 * plan.completion_tokens) / 1e6)
@@ -47,4 +54,4 @@ def test_dry_run_prints_the_plan(monkeypatch):
 
     monkeypatch.chdir(ROOT)
     text = dry_run()
-    assert "At most 1200 calls: 800 validation" in text and "Budget limits: none" in text
+    assert "At most 800 calls: 400 validation (20 distinct instructions" in text and "Budget limits: none" in text

@@ -37,9 +37,13 @@ def test_split_uses_the_task_test_set_and_caps_it():
     assert len(split.test) == 100 and all(e.input.startswith("t") for e in split.test)
 
 
-def test_split_too_small_names_the_task():
-    with pytest.raises(TaskDataError, match=r"task 't': 10 examples, need at least 26"):
-        split_task(_task(10), 5, 20, 100, seed=0)
+def test_a_small_task_validates_on_what_is_left_and_a_tiny_one_names_the_task():
+    small = split_task(_task(17), 5, 20, 100, seed=0)  # the paper's min(20, what is left)
+    assert (len(small.exemplars), len(small.validation), len(small.test)) == (5, 11, 1)
+    with_test = split_task(_task(12, test=30), 5, 20, 100, seed=0)
+    assert (len(with_test.validation), len(with_test.test)) == (7, 30)
+    with pytest.raises(TaskDataError, match=r"task 't': 6 examples, need at least 7"):
+        split_task(_task(6), 5, 20, 100, seed=0)
 
 
 def test_instruction_induction_sentiment_from_shared_data():
@@ -115,6 +119,10 @@ def test_builtin_tasks_are_deterministic_and_consistent(name):
 def test_builtin_answers_are_right():
     assert all(e.outputs[0] == ("even" if int(e.input) % 2 == 0 else "odd") for e in builtin_task("parity").pool)
     assert all(e.outputs[0] == e.input[0] for e in builtin_task("first_letter").pool)
+    sentiment = builtin_task("word_sentiment").pool
+    labels = {e.input: e.outputs[0] for e in sentiment}
+    assert labels["willingness"] == "positive" and labels["humiliation"] == "negative"
+    assert 0.4 < sum(label == "positive" for label in labels.values()) / len(labels) < 0.6  # no label to game
     with pytest.raises(ValueError, match="unknown built-in task 'nope'"):
         builtin_task("nope")
 
@@ -142,3 +150,13 @@ def test_instruction_induction_from_a_url(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_empty_alternative_answers_are_dropped_and_a_row_without_any_is_refused():
+    doc = {"examples": {"1": {"input": "cat", "output": "Katze", "possible_translations": ["", "Kater"]},
+                        "2": {"input": "dog", "output": ["", "Hund"]}}}
+    rows = parse_instruction_induction(json.dumps(doc), "t.json")
+    assert [e.outputs for e in rows] == [("Katze", "Kater"), ("Hund",)]
+    doc["examples"]["3"] = {"input": "x", "output": ["", " "]}
+    with pytest.raises(TaskDataError, match=r"t.json: example '3': field 'output' has no non-empty answer"):
+        parse_instruction_induction(json.dumps(doc), "t.json")

@@ -29,7 +29,7 @@ def _pipeline(directory: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.chdir(directory)
     (directory / "params.yaml").write_text(yaml.safe_dump(small_params(
         blackbox={"base_url": base_url, "model": "stub", "timeout": 1.0, "max_retries": 10, "backoff": 0.01},
-        bo={"n_trials": 6})))
+        bo={"n_trials": 6, "n_instructions": 6})))
     prepare()
     optimize()
     result = evaluate_test()
@@ -66,7 +66,8 @@ def test_failed_calls_fail_their_trial_which_is_asked_again(workdir, prefect_har
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with stub_server(_answer, faults={"server_error": 0.1}, seed=2) as server:
         (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
-            blackbox={"base_url": server.base_url, "model": "stub", "max_retries": 0}, bo={"n_trials": 6})))
+            blackbox={"base_url": server.base_url, "model": "stub", "max_retries": 0},
+            bo={"n_trials": 6, "n_instructions": 6})))
         prepare()
         optimize()
         run = json.loads((workdir / "outputs/run.json").read_text())

@@ -46,14 +46,79 @@ def test_batch_shapes_and_diag_as_optimize_acqf_passes_them():
     assert torch.linalg.eigvalsh(k(x2).to_dense()).min() > -1e-8  # each batch PSD
 
 
-def test_with_s_equal_to_k_z_it_agrees_with_the_plain_kernel_on_z():
+def test_with_s_equal_to_k_z_at_full_weight_it_is_the_plain_kernel_everywhere():
     z = torch.rand(8, 3, generator=torch.Generator().manual_seed(1))
     plain = MaternKernel(nu=2.5, ard_num_dims=3)
     k_z = plain(z, z).to_dense().detach()
     coupled = InstructionCoupledKernel(z, k_z, eps=1e-8)
-    assert torch.allclose(coupled(z, z).to_dense(), k_z, atol=1e-4)
+    coupled.base_kernel.lengthscale = plain.lengthscale.detach()
+    _set_weight(coupled, 1 - 1e-9)
+    x = torch.rand(5, 3, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(coupled(x, z).to_dense(), plain(x, z).to_dense(), atol=1e-4)
+    assert torch.allclose(coupled(x, x).to_dense(), plain(x, x).to_dense(), atol=1e-4)
 
 
 def test_similarity_shape_is_checked():
     with pytest.raises(ValueError, match=r"similarity must be 3 x 3 for 3 points, got \(2, 2\)"):
         InstructionCoupledKernel(torch.rand(3, 2), torch.eye(2))
+
+
+def _set_weight(kernel: InstructionCoupledKernel, w: float) -> None:
+    kernel.initialize(raw_similarity_weight=kernel.raw_similarity_weight_constraint.inverse_transform(
+        torch.tensor([w])))
+
+
+def test_on_z_it_equals_the_weighted_similarity_and_s_itself_at_full_weight():
+    k = _kernel()
+    z, s = k.train_z, k.similarity
+    for w in (0.3, 0.999):
+        _set_weight(k, w)
+        expected = (1 - w) * torch.eye(len(z)) + w * s
+        assert torch.allclose(k(z, z).to_dense(), expected, atol=2e-3)
+    assert torch.allclose(k(z, z).to_dense(), s, atol=5e-3)
+
+
+def _posterior_std(kernel, z: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    from botorch.models import SingleTaskGP
+
+    model = SingleTaskGP(z, y.unsqueeze(-1), covar_module=kernel)
+    model.likelihood.noise = 1e-4
+    return model.posterior(x).variance.sqrt().squeeze(-1)
+
+
+def test_far_from_the_data_the_posterior_std_is_a_plain_gps_and_without_the_residual_it_collapses():
+    g = torch.Generator().manual_seed(2)
+    z = torch.rand(12, 3, generator=g) * 0.3  # data in one corner of the cube
+    features = torch.rand(12, 4, generator=g)
+    s, y = features @ features.T / 4, torch.rand(12, generator=g)
+    far = torch.tensor([[1.0, 1.0, 1.0], [0.9, 1.0, 0.8]])
+    plain = MaternKernel(nu=2.5, ard_num_dims=3)
+    plain.lengthscale = 0.3
+    coupled, rank_n = (InstructionCoupledKernel(z, s), InstructionCoupledKernel(z, s, residual=False))
+    for k in (coupled, rank_n):
+        k.base_kernel.lengthscale = 0.3
+    reference = _posterior_std(plain, z, y, far)
+    assert torch.all((_posterior_std(coupled, z, y, far) - reference).abs() <= 0.25 * reference)
+    assert torch.all(_posterior_std(rank_n, z, y, far) < 0.25 * reference)  # the paper's kernel alone
+
+
+def test_the_similarity_changes_which_candidate_the_acquisition_prefers():
+    from botorch.acquisition import LogExpectedImprovement
+    from botorch.models import SingleTaskGP
+
+    z = torch.tensor([[0.2, 0.2], [0.8, 0.8], [0.2, 0.8]])  # P1, P2 low scores; P3 the best
+    y = torch.tensor([[0.0], [0.0], [1.0]])
+    near_p1, near_p2 = torch.tensor([[[0.25, 0.2]]]), torch.tensor([[[0.75, 0.8]]])
+
+    def prefers_p1(s13: float, s23: float) -> bool:
+        s = torch.tensor([[1.0, 0.0, s13], [0.0, 1.0, s23], [s13, s23, 1.0]])
+        kernel = InstructionCoupledKernel(z, s)
+        kernel.base_kernel.lengthscale = 0.3
+        _set_weight(kernel, 0.99)
+        model = SingleTaskGP(z, y, covar_module=kernel)
+        model.likelihood.noise = 0.05
+        ei = LogExpectedImprovement(model, best_f=1.0)
+        return bool(ei(near_p1) > ei(near_p2))
+
+    assert prefers_p1(s13=0.9, s23=0.0)  # P1's instruction behaves like the best one's
+    assert not prefers_p1(s13=0.0, s23=0.9)  # now P2's does

@@ -3,13 +3,26 @@ import pytest
 from components.metrics import contains, exact_match, exact_set, f1, metric_for_task, normalize, score
 
 
-def test_normalize_drops_case_punctuation_articles():
-    assert normalize("  The Cat, a DOG!  ") == "cat dog"
+def test_normalize_is_the_papers():
+    assert normalize("  The Cat, a DOG!  ") == "the cat a dog"  # articles stay
+    assert normalize("Positive. It is a good movie.") == "positive"  # cut at the first "."
+    assert normalize("Negative\nbecause the plot is weak") == "negative"  # first line only
+    assert normalize("Sentence 1: rock and roll") == "rock roll"
+    assert normalize("Well-known") == "well known"
 
 
 def test_exact_match():
     assert exact_match("Positive.", "positive") == 1.0
     assert exact_match("positive review", "positive") == 0.0
+    assert exact_match("A", "a") == 1.0  # the gold answer "a" can be matched
+    assert exact_match("The answer is positive. Yes.", "positive") == 0.0
+
+
+def test_an_empty_prediction_never_scores():
+    for metric in (exact_match, f1, exact_set, contains):
+        assert metric("", "") == 0.0
+        assert metric("...", "x") == 0.0
+    assert exact_match(" . ", ".") == 0.0
 
 
 def test_f1_partial_overlap():
@@ -19,13 +32,16 @@ def test_f1_partial_overlap():
 
 
 def test_exact_set_ignores_order_only():
-    assert exact_set("the bat ball", "ball bat") == 1.0
+    assert exact_set("bat, ball", "ball bat") == 1.0
     assert exact_set("ball", "ball bat") == 0.0
 
 
-def test_contains_whole_words():
+def test_contains_whole_words_in_the_first_sentence():
     assert contains("I think it is positive.", "positive") == 1.0
     assert contains("nonpositive", "positive") == 0.0
+    assert contains("It is hard to say. Maybe positive.", "positive") == 0.0  # not in the first sentence
+    assert contains("The letter is a", "a") == 1.0
+    assert contains("anything", "...") == 0.0  # an answer that normalises to nothing is never contained
 
 
 def test_score_takes_best_accepted_answer_and_rejects_unknown_metric():

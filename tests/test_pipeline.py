@@ -68,7 +68,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     assert prompt.tags["mlflow_run_id"] == run_id and prompt.tags["instruction"] == result["best_instruction"]
 
     # More trials: the same study and MLflow run go on; old answers come from the cache.
-    (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(bo={"n_trials": 6})))
+    (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(bo={"n_trials": 6, "n_instructions": 6})))
     before = _cached_responses()
     optimize()
     study = optuna.load_study(study_name=study_name, storage="sqlite:///outputs/optuna.db")
@@ -86,12 +86,28 @@ def test_budget_stops_cleanly_and_the_best_so_far_is_tested(workdir, prefect_har
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with stub_server(lambda p: last_input(p)[0] if len(p) % 2 else "no") as server:
         (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
-            blackbox={"base_url": server.base_url, "model": "stub"}, budget={"max_calls": 12},
-            bo={"n_trials": 10})))
+            blackbox={"base_url": server.base_url, "model": "stub"}, budget={"max_calls": 13},
+            bo={"n_trials": 10, "n_instructions": 10, "batch_size": 4})))
         prepare()
         optimize()
         opt = json.loads((workdir / "metrics/optimize.json").read_text())
-        assert opt["stopped_by_budget"] == 1 and opt["blackbox_calls"] <= 12 and opt["n_trials"] < 10
+        # 5 validation calls an instruction: the batch that would pass 13 shrinks to the 2 that fit
+        assert opt["stopped_by_budget"] == 1 and opt["blackbox_calls"] == 10 and opt["n_trials"] < 10
         assert len(server.requests) == opt["blackbox_calls"]
         result = evaluate_test()
     assert result["best_instruction"] == json.loads((workdir / "outputs/candidates.json").read_text())[0]["instruction"]
+
+
+def test_the_budget_is_distinct_instructions_and_repeats_cost_no_call(workdir, prefect_harness, monkeypatch):
+    from tests.openai_stub import stub_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with stub_server(lambda p: "x") as server:
+        (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
+            blackbox={"base_url": server.base_url, "model": "stub"}, bo={"n_instructions": 3, "n_trials": 40})))
+        prepare()
+        optimize()
+    opt = json.loads((workdir / "metrics/optimize.json").read_text())
+    trials = json.loads((workdir / "outputs/trials.json").read_text())
+    assert opt["n_distinct_instructions"] == len({t["instruction"] for t in trials}) == 3
+    assert opt["blackbox_calls"] == len(server.requests) == 3 * 5 and opt["n_trials"] == len(trials) >= 3

@@ -36,7 +36,7 @@ def _answer(prompt: str) -> str:
 def _project(path: Path, url: str, embedded_model: Path) -> Path:
     (path / "models").mkdir(parents=True)
     (path / "models" / embedded_model.name).symlink_to(embedded_model)
-    params = small_params(bo={"n_trials": 12, "batch_size": 2, "n_startup_trials": 4},
+    params = small_params(bo={"n_trials": 12, "n_instructions": 12, "batch_size": 2, "n_startup_trials": 4},
                           blackbox={"base_url": url, "model": "stub"})
     (path / "params.yaml").write_text(yaml.safe_dump(params))
     return path

@@ -1,0 +1,68 @@
+"""The benchmark tasks: built-in ones and those of ../shared/data, by name, with one
+hand-written instruction each (written once as a reference, never tuned on test data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.builtin_tasks import BUILTIN_TASKS, builtin_task
+from components.data import TaskData, parse_bigbench, parse_instruction_induction, read_text
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+INDUCTION = SHARED / "instruction-induction"
+BIGBENCH = SHARED / "bigbench-ii"
+
+HANDWRITTEN: dict[str, str] = {
+    # built-in
+    "first_letter": "Write the first letter of the word.",
+    "parity": "Answer even if the number is even and odd if it is odd.",
+    "larger_number": "Write the larger of the two numbers.",
+    "spell_out": "Write the letters of the word separated by spaces.",
+    "word_sentiment": "Is the sentiment of the word positive or negative?",
+    # Instruction Induction
+    "active_to_passive": "Rewrite the sentence in the passive voice.",
+    "antonyms": "Write the antonym of the word.",
+    "cause_and_effect": "Of the two sentences, write the one that is the cause.",
+    "common_concept": "Write what all the given things have in common.",
+    "diff": "Subtract the second number from the first and write the result.",
+    "first_word_letter": "Write the first letter of the first word.",
+    "informal_to_formal": "Rewrite the sentence in formal English.",
+    "larger_animal": "Write the name of the larger of the two animals.",
+    "letters_list": "Write the letters of the word separated by spaces.",
+    "negation": "Negate the sentence.",
+    "object_counting": "Count the objects and write the number.",
+    "odd_one_out": "Write the word that does not belong with the others.",
+    "orthography_starts_with": "Write the words of the sentence that start with the letter in brackets.",
+    "periodic_elements": "Write the name of the chemical element with this atomic number.",
+    "sentence_similarity": "Rate how similar the two sentences are, from 0 - definitely not to 5 - perfectly.",
+    "sentiment": "Classify the sentiment of the review as positive or negative.",
+    "singular_to_plural": "Write the plural form of the word.",
+    "translation_en-de": "Translate the word into German.",
+    "translation_en-es": "Translate the word into Spanish.",
+    "word_sorting": "Sort the words in alphabetical order.",
+    # BIG-bench
+    "causal_judgment": "Answer Yes or No: did the person cause the outcome?",
+    "disambiguation_qa": "Explain which thing the pronoun in the sentence refers to.",
+    "implicatures": "Does Speaker 2's answer mean yes or no?",
+    "navigate": "Answer True if following these instructions returns you to the starting point, otherwise False.",
+    "snarks": "Which statement is sarcastic, (a) or (b)?",
+    "tense": "Rewrite the sentence in the tense it asks for.",
+}
+
+
+def all_tasks() -> list[str]:
+    """Every task name: built-in, Instruction Induction, BIG-bench (in that order)."""
+    return [*BUILTIN_TASKS, *sorted(p.stem for p in (INDUCTION / "raw" / "induce").glob("*.json")),
+            *sorted(p.parent.name for p in BIGBENCH.glob("*/task.json"))]
+
+
+def load(task: str) -> TaskData:
+    """A task by name, from wherever it is."""
+    if task in BUILTIN_TASKS:
+        return builtin_task(task)
+    if (BIGBENCH / task / "task.json").exists():
+        path = str(BIGBENCH / task / "task.json")
+        return TaskData(task, parse_bigbench(read_text(path), path))
+    induce, execute = (str(INDUCTION / "raw" / s / f"{task}.json") for s in ("induce", "execute"))
+    return TaskData(task, parse_instruction_induction(read_text(induce), induce),
+                    parse_instruction_induction(read_text(execute), execute))
