@@ -38,8 +38,8 @@ class DataParams(_Section):
 
 class ProjectionParams(_Section):
     intrinsic_dim: int = Field(10, ge=1, le=1000)
-    n_soft_tokens: int = Field(5, ge=1, le=100)
-    scale: float = Field(1.0, gt=0)  # soft-prompt spread relative to the token embeddings'
+    n_soft_tokens: int = Field(10, ge=1, le=100)
+    scale: float = Field(30.0, gt=0)  # soft-prompt spread relative to the token embeddings'
     seed: int = 0
 
 
@@ -47,8 +47,8 @@ class GeneratorParams(_Section):
     model: str = Field("models/smollm2-135m-instruct", min_length=1)  # HF folder or hub id
     prompt: str = Field(min_length=1)  # needs {exemplars}; the soft prompt goes before it
     response_prefix: str = ""  # start of the reply the instruction continues
-    soft_prompt_position: Literal["start", "user", "reply"] = "user"  # before the chat, the user turn, the reply
-    max_new_tokens: int = Field(32, ge=4, le=512)
+    soft_prompt_position: Literal["start", "user", "reply"] = "start"  # before the chat, the user turn, the reply
+    max_new_tokens: int = Field(48, ge=4, le=512)
     ape_temperature: float = Field(1.0, gt=0, le=5)  # sampling temperature of the APE baseline
 
     @model_validator(mode="after")
