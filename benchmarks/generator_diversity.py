@@ -70,7 +70,7 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
         for raw in raws:
             first_raw.setdefault(clean_instruction(raw), raw)
         distinct = list(first_raw)
-        row = {**setting, "task": task, "distinct": len(distinct), "n": n,
+        row = {**setting, "task": task, "distinct": len(distinct), "n": n, "n_val": n_val,
                "usable": round(sum(usable(v, first_raw[v], split) for v in distinct) / len(distinct), 2),
                "seconds": round(seconds, 1), "example": max(distinct, key=lambda v: usable(v, first_raw[v], split))}
         if blackbox is not None:
@@ -123,7 +123,7 @@ def main() -> None:
                                 cache=ResponseCache(Path(tmp) / "cache.db"), max_tokens=bb.max_tokens)
         for setting in grid:
             done = {r["task"] for r in rows if all(r.get(k) == v for k, v in setting.items())
-                    and r["n"] == args.n and ("best" in r or not args.score)}
+                    and r["n"] == args.n and (r.get("n_val") == args.n_val and "best" in r or not args.score)}
             todo = [t for t in args.tasks if t not in done]
             if todo:
                 rows = [r for r in rows if not (all(r.get(k) == v for k, v in setting.items()) and r["task"] in todo)]
