@@ -54,7 +54,8 @@ def usable(instruction: str, raw: str, split: Split) -> bool:
     return len(text.split()) >= 3 and text not in copies and is_complete(raw)
 
 
-def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, params, blackbox, n_val: int) -> list[dict]:
+def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, params, blackbox, n_val: int,
+                metric: str | None) -> list[dict]:
     rows = []
     template, prefix = PROMPTS[setting["prompt"]] or (params.generator.prompt, params.generator.response_prefix)
     projection = make_projection(10, setting["tokens"], model.config.hidden_size, embedding_std(model),
@@ -74,8 +75,8 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
                "usable": round(sum(usable(v, first_raw[v], split) for v in distinct) / len(distinct), 2),
                "seconds": round(seconds, 1), "example": max(distinct, key=lambda v: usable(v, first_raw[v], split))}
         if blackbox is not None:
-            metric = metric_for_task(task)
-            empty, *scored = evaluate_instructions(blackbox, ["", *distinct], split.validation, metric)
+            empty, *scored = evaluate_instructions(blackbox, ["", *distinct], split.validation,
+                                                   metric or metric_for_task(task))
             means = [e.mean for e in scored if e is not None]
             best = max((e for e in scored if e is not None), key=lambda e: e.mean)
             row.update(best=round(best.mean, 3), mean=round(statistics.mean(means), 3),
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32, help="random z per setting and task")
     parser.add_argument("--score", action="store_true", help="score the distinct instructions (local server)")
     parser.add_argument("--n-val", type=int, default=20, help="validation examples scored")
+    parser.add_argument("--metric", default=None, help="one metric for every task (default: the paper's per task)")
     parser.add_argument("--out", default="generator_diversity", help="results file name under benchmarks/results")
     args = parser.parse_args()
 
@@ -127,7 +129,7 @@ def main() -> None:
             todo = [t for t in args.tasks if t not in done]
             if todo:
                 rows = [r for r in rows if not (all(r.get(k) == v for k, v in setting.items()) and r["task"] in todo)]
-                rows += run_setting(setting, todo, args.n, model, tokenizer, params, blackbox, args.n_val)
+                rows += run_setting(setting, todo, args.n, model, tokenizer, params, blackbox, args.n_val, args.metric)
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(rows, indent=1) + "\n")
     (RESULTS / f"{args.out}.md").write_text(markdown(rows) + "\n")
