@@ -102,4 +102,5 @@ def test_cli_lists_tasks_and_plans(workdir, capsys):
     names = capsys.readouterr().out.split()
     assert "builtin/first_letter" in names and "instruction_induction/sentiment" in names
     assert main(["dry-run", "--set", "bo.n_instructions=10"]) == OK
-    assert "At most 74 calls: 50 validation (10 distinct instructions x 5 examples" in capsys.readouterr().out.replace("\n", " ")
+    plan = capsys.readouterr().out.replace("\n", " ")
+    assert "At most 74 calls: 50 validation (10 distinct instructions x 5 examples" in plan
