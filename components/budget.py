@@ -45,7 +45,6 @@ class Budget:
             and (self.max_cost is None or spend <= self.max_cost)
         )
 
-
     def affordable(self, used: CallStats, calls_each: int, n: int) -> int:
         """How many of ``n`` further instructions, ``calls_each`` calls apiece, stay within every
         limit (a batch shrinks to this instead of being dropped)."""

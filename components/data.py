@@ -205,10 +205,11 @@ def split_task(
     """
     pool = list(task.pool)
     random.Random(seed).shuffle(pool)
-    n_validation = min(n_validation, len(pool) - n_exemplars - (0 if task.test else 1))
+    held_out = 0 if task.test else 1  # a test example from the pool when the task has no test set
+    n_validation = min(n_validation, len(pool) - n_exemplars - held_out)
     if n_validation < 1:
         raise TaskDataError(
-            f"task {task.name!r}: {len(pool)} examples, need at least {n_exemplars + 1 + (0 if task.test else 1)} "
+            f"task {task.name!r}: {len(pool)} examples, need at least {n_exemplars + 1 + held_out} "
             f"for {n_exemplars} exemplars, a validation example and a test set"
         )
     exemplars, validation = pool[:n_exemplars], pool[n_exemplars : n_exemplars + n_validation]

@@ -103,7 +103,7 @@ class InstructionCoupledKernel(Kernel):
         eye = torch.eye(n, dtype=k_zz.dtype, device=k_zz.device)
         chol = torch.linalg.cholesky(k_zz + self.eps * eye)  # n x n
         k1, a1 = self._solve(x1, chol)  # batch x n x m1 (each)
-        k2, a2 = (k1, a1) if x1 is x2 else self._solve(x2, chol)  # batch x n x m2 (each)
+        a2 = a1 if x1 is x2 else self._solve(x2, chol)[1]  # batch x n x m2
         s_w = self.coupled_similarity()  # n x n
         if diag:
             coupled = ((a1.mT @ s_w) * a2.mT).sum(-1)  # batch x m1 (m1 == m2)
