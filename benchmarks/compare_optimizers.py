@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -87,6 +88,8 @@ def main() -> None:
     parser.add_argument("--n-validation", type=int, default=20)
     parser.add_argument("--max-trials", type=int, default=200, help="trials per run, at most (a safety cap)")
     parser.add_argument("--metric", default="paper", help="'paper' for the paper's per-task metric, or one metric")
+    parser.add_argument("--contains", nargs="*", default=[], metavar="TASK",
+                        help="tasks scored with contains (on the answer's first sentence) instead of --metric")
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--report-only", action="store_true", help="tabulate the saved runs, run nothing")
@@ -94,7 +97,7 @@ def main() -> None:
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     settings = {"instructions": args.instructions, "n_validation": args.n_validation, "max_trials": args.max_trials,
-                "metric": args.metric, "n_test": args.n_test}
+                "metric": args.metric, "n_test": args.n_test, "contains": sorted(args.contains)}
     results = load(args.out, settings)
     if not args.report_only:
         run_all(args, base, settings, results)
@@ -125,7 +128,8 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     (workdir / EMBEDDED_MODEL).symlink_to(ROOT / EMBEDDED_MODEL)
                     params = json.loads(json.dumps(base))
                     params["generator"]["model"] = str(ROOT / EMBEDDED_MODEL)
-                    params["data"].update(**data_params(task), metric=None if args.metric == "paper" else args.metric,
+                    metric = "contains" if task in args.contains else None if args.metric == "paper" else args.metric
+                    params["data"].update(**data_params(task), metric=metric,
                                           seed=seed, n_test=args.n_test, n_validation=args.n_validation)
                     params["projection"]["seed"] = seed
                     params["bo"].update(sampler=method, seed=seed, n_trials=args.max_trials,
@@ -181,9 +185,12 @@ def _paired(results: dict[tuple[str, str], list[dict]], tasks: list[str], method
 def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace) -> str:
     methods = list(args.methods)
     header = "| task | " + " | ".join(LABELS[m] for m in methods) + " | empty instruction | hand-written |"
-    lines = [f"Test score (metric: {args.metric}; budget {args.instructions} distinct instructions x "
+    scored = f"{args.metric}; contains for {', '.join(args.contains)}" if args.contains else args.metric
+    lines = [f"Test score (metric: {scored}; budget {args.instructions} distinct instructions x "
              f"{args.n_validation} validation examples, at most {args.max_trials} trials; seeds {args.seeds}, "
-             f"mean ± std over seeds; n_test ≤ {args.n_test})", "", header, "|" + "---|" * (len(methods) + 3)]
+             f"mean ± std over seeds; n_test ≤ {args.n_test})", "",
+             "Command: `.venv/bin/python -m benchmarks.compare_optimizers " + " ".join(sys.argv[1:]) + "`", "",
+             header, "|" + "---|" * (len(methods) + 3)]
     for task in args.tasks:
         runs = results.get((task, methods[0]), [])
         lines.append(f"| {task} | " + " | ".join(_mean_std([r["test"] for r in results.get((task, m), [])])
