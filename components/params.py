@@ -57,6 +57,9 @@ class GeneratorParams(_Section):
     response_prefix: str = ""  # start of the reply the instruction continues
     soft_prompt_position: Literal["start", "user", "reply"] = "start"  # before the chat, the user turn, the reply
     max_new_tokens: int = Field(48, ge=4, le=512)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: a GPU if there is one
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bfloat16/float16 on a GPU, else float32
+    max_batch: int = Field(16, ge=1, le=1024)  # soft prompts generated together (memory)
     ape_temperature: float = Field(1.0, gt=0, le=5)  # sampling temperature of the APE baseline
 
     @model_validator(mode="after")

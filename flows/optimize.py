@@ -50,6 +50,7 @@ from tasks.study import (
     open_study,
     tell,
     trial_records,
+    trial_seed,
 )
 from tasks.tracking import convergence_plot, failed_on_error, log_results, log_table, log_trials, start_run
 
@@ -61,7 +62,7 @@ def optimize(params_path: Path = PARAMS) -> None:
     params = load_params(params_path)
     logger = get_run_logger()
     split, metric = read_split(PREPARED)
-    model, tokenizer = load_generator(params.generator.model)
+    model, tokenizer = load_generator(params.generator)
     projection = setup_projection(params.projection, model, PROJECTION)
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
 
@@ -96,10 +97,9 @@ def optimize(params_path: Path = PARAMS) -> None:
                     n = min(params.bo.batch_size, params.bo.n_instructions - len(known), params.bo.n_trials - done)
                     trials, z = ask(study, n, projection.intrinsic_dim)
                 with clock("generator"):
-                    if params.bo.sampler == "ape":
-                        seed = params.bo.seed * 1_000_003 + trials[0].number
-                        instructions = sample_without_soft_prompt(model, tokenizer, prompt, len(z), params.generator,
-                                                                  seed)
+                    if params.bo.sampler == "ape":  # one sample per trial, seeded by it: a retry writes the same
+                        instructions = [v for t in trials for v in sample_without_soft_prompt(
+                            model, tokenizer, prompt, 1, params.generator, trial_seed(t, params.bo.seed))]
                     else:
                         instructions = generate(model, tokenizer, prompt, projection, z, params.generator)
                 new = list(dict.fromkeys(v for v in instructions if v not in known))

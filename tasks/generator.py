@@ -53,8 +53,10 @@ def convert_embedded_model(out_dir: Path) -> Path:
 
 
 @task(cache_policy=NO_CACHE)
-def load_generator(model_ref: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    return _load(model_ref)
+def load_generator(params: GeneratorParams) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    model, tokenizer = _load(params.model, params.device, params.dtype)
+    run_logger().info("generator %s on %s in %s", params.model, model.device, model.dtype)
+    return model, tokenizer
 
 
 @task(cache_policy=NO_CACHE)
@@ -76,7 +78,8 @@ def generate(
 ) -> list[str]:
     """One instruction per point z (a batch of ``len(z)`` soft prompts), greedy."""
     soft = projection.soft_prompts(torch.tensor(z, dtype=torch.float32))
-    texts = generate_texts(model, tokenizer, prompt, soft, params.max_new_tokens, params.response_prefix)
+    texts = generate_texts(model, tokenizer, prompt, soft, params.max_new_tokens, params.response_prefix,
+                           max_batch=params.max_batch)
     return [clean_instruction(t) for t in texts]
 
 
@@ -89,7 +92,7 @@ def sample_without_soft_prompt(
     torch.manual_seed(seed)
     empty = torch.zeros(n, 0, model.config.hidden_size)  # n x 0 x hidden
     texts = generate_texts(model, tokenizer, prompt, empty, params.max_new_tokens, params.response_prefix,
-                           temperature=params.ape_temperature)
+                           temperature=params.ape_temperature, max_batch=params.max_batch)
     return [clean_instruction(t) for t in texts]
 
 

@@ -41,6 +41,11 @@ def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list
     return trials, z
 
 
+def trial_seed(trial: optuna.Trial, seed: int) -> int:
+    """A seed of the trial's own (the one it retries, for a retry), never of the process's history."""
+    return seed * 1_000_003 + trial.user_attrs.get(RETRY_OF, trial.number)
+
+
 def known_evaluations(study: optuna.Study) -> dict[str, Evaluation]:
     """Evaluations already paid for, by instruction: identical instructions are scored once."""
     known = {}

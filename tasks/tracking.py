@@ -67,15 +67,16 @@ def failed_on_error(tracking_uri: str, run_id: str) -> Iterator[None]:
 
 @task
 def log_trials(tracking_uri: str, run_id: str, trials: Iterable[Mapping[str, Any]]) -> None:
-    """Per-trial metrics (step = trial number) and each trial's record as an artifact."""
+    """Per-trial metrics (step = the Optuna trial number, whatever order trials finish in) and
+    each trial's record as an artifact."""
     client = MlflowClient(tracking_uri)
     metrics, records = [], list(trials)
     for t in records:
         for key in ("val_score", "best_val_score"):
-            metrics.append(Metric(key, t[key], 0, t["trial"]))
+            metrics.append(Metric(key, t[key], 0, t["number"]))
     client.log_batch(run_id, metrics=metrics)
     for t in records:
-        client.log_dict(run_id, dict(t), f"trials/trial_{t['trial']:04d}.json")
+        client.log_dict(run_id, dict(t), f"trials/trial_{t['number']:04d}.json")
 
 
 @task
