@@ -6,14 +6,15 @@ import asyncio
 import hashlib
 import json
 import random
-import sqlite3
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import openai
+import sqlalchemy as sa
 from openai.types.chat import ChatCompletion
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from components.data import Example
 from components.errors import BlackBoxError
@@ -31,17 +32,22 @@ def zero_shot_prompt(instruction: str, text: str) -> str:
 
 
 class ResponseCache:
-    """Responses on disk (SQLite), keyed by endpoint, model, prompt and decoding parameters.
+    """Responses in a database, keyed by endpoint, model, prompt and decoding parameters: a
+    SQLite file (a ``Path``) or a database URL (e.g. ``postgresql+psycopg://...``) that several
+    workers share. Each response is committed as soon as it arrives, so a killed run loses none
+    it paid for; the first answer stored for a key stays (insert-if-absent)."""
 
-    Each response is committed as soon as it arrives, so a killed run loses none it paid for.
-    """
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL)")
+    def __init__(self, where: Path | str) -> None:
+        if isinstance(where, Path):
+            where.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{where}" if isinstance(where, Path) else where
+        sqlite = url.startswith("sqlite")
+        self._engine = sa.create_engine(url, connect_args={"check_same_thread": False} if sqlite else {})
+        if sqlite:
+            with self._engine.connect() as db:
+                db.exec_driver_sql("PRAGMA journal_mode=WAL")
+        _RESPONSES.metadata.create_all(self._engine)
+        self._insert = (sqlite_insert if sqlite else postgresql_insert)(_RESPONSES).on_conflict_do_nothing()
 
     @staticmethod
     def key(base_url: str, model: str, prompt: str, params: dict[str, object]) -> str:
@@ -49,16 +55,19 @@ class ResponseCache:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT text FROM responses WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        with self._engine.connect() as db:
+            return db.execute(sa.select(_RESPONSES.c.text).where(_RESPONSES.c.key == key)).scalar()
 
     def put(self, key: str, text: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, text))
+        with self._engine.begin() as db:
+            db.execute(self._insert.values(key=key, text=text))
 
     def close(self) -> None:
-        self._db.close()
+        self._engine.dispose()
+
+
+_RESPONSES = sa.Table("responses", sa.MetaData(), sa.Column("key", sa.String(64), primary_key=True),
+                      sa.Column("text", sa.Text, nullable=False))
 
 
 class BadResponse(Exception):

@@ -16,11 +16,11 @@ from flows.settings import (
     METRICS,
     PARAMS,
     PREPARED,
-    RESPONSE_CACHE,
     RUN_INFO,
     SERVER_LOG,
     load_params,
     local_model,
+    response_store,
     tracking_uri,
 )
 from tasks.blackbox import evaluate, open_blackbox
@@ -53,7 +53,7 @@ def _evaluate(params: Params, split: Split, metric: str, candidates: list[dict],
     """Score the candidates and the empty instruction, register the best, close the MLflow run."""
     instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + [EMPTY]))
     with open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
-                       RESPONSE_CACHE, SERVER_LOG) as blackbox:
+                       response_store(), SERVER_LOG) as blackbox:
         get_run_logger().info("scoring %d instructions (the top %d and the empty one) on %d test examples",
                               len(instructions), len(candidates), len(split.test))
         evaluations = evaluate(blackbox, instructions, split.test, metric, bar="test set")

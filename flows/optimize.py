@@ -23,16 +23,18 @@ from flows.settings import (
     PLOTS,
     PREPARED,
     PROJECTION,
-    RESPONSE_CACHE,
     RUN_INFO,
     SERVER_LOG,
     STUDY_DB,
     TRIALS,
     artifact_root,
     blackbox_price,
+    database_url,
     load_params,
     local_model,
+    response_store,
     study_name,
+    study_storage,
     tracking_uri,
 )
 from flows.timing import Stopwatch
@@ -48,6 +50,7 @@ from tasks.study import (
     known_evaluations,
     n_complete,
     open_study,
+    snapshot_study,
     tell,
     trial_records,
     trial_seed,
@@ -67,7 +70,7 @@ def optimize(params_path: Path = PARAMS) -> None:
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
 
     name = study_name(params)
-    study = open_study(f"sqlite:///{STUDY_DB}", name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed)
+    study = open_study(study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed)
     run_id = start_run(
         tracking_uri(), artifact_root(), params.tracking.experiment, name, params.model_dump(),
         tags={"task": params.data.task, "optimizer": params.bo.sampler, "data_version": split_digest(PREPARED),
@@ -83,7 +86,7 @@ def optimize(params_path: Path = PARAMS) -> None:
         stopped_by_budget = False
         api_key = os.environ.get("OPENAI_API_KEY")
         with (
-            open_blackbox(params.blackbox, api_key, local_model(params), RESPONSE_CACHE, SERVER_LOG) as blackbox,
+            open_blackbox(params.blackbox, api_key, local_model(params), response_store(), SERVER_LOG) as blackbox,
             tqdm(total=params.bo.n_instructions, initial=min(len(known), params.bo.n_instructions), unit="instruction",
                  desc=params.data.task, disable=None, leave=False) as progress,  # a bar on a terminal only
         ):
@@ -157,6 +160,8 @@ def optimize(params_path: Path = PARAMS) -> None:
         log_results(tracking_uri(), run_id, summary, files=[png, TRIALS, CANDIDATES])
         log_table(tracking_uri(), run_id, records, "trial_table.json",
                   ("trial", "instruction", "val_score", "best_val_score"))
+        if database_url():  # the study lives in a shared database: dvc.yaml tracks a copy
+            snapshot_study(study_storage(), name, STUDY_DB)
         write_json(RUN_INFO, {"mlflow_run_id": run_id, "study": name})
         logger.info("best validation score %.3f: %r (%s)", top[0].mean, top[0].instruction,
                     ", ".join(f"{k} {v:.0f}s" for k, v in clock.seconds.items()))

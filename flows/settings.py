@@ -35,6 +35,24 @@ PLOTS = Path("plots")
 MLRUNS = Path("mlruns")
 
 
+DATABASE_URL = "INSTRUCTZERO_DATABASE_URL"  # the environment variable (it may hold a password)
+
+
+def database_url() -> str | None:
+    """One database for the Optuna study and the response cache that several workers share
+    (e.g. ``postgresql+psycopg://user:pw@host/db``), from $INSTRUCTZERO_DATABASE_URL only:
+    never from params, never logged. Unset: SQLite files under outputs/."""
+    return os.environ.get(DATABASE_URL) or None
+
+
+def study_storage() -> str:
+    return database_url() or f"sqlite:///{STUDY_DB}"
+
+
+def response_store() -> Path | str:
+    return database_url() or RESPONSE_CACHE
+
+
 def tracking_uri() -> str:
     """Where runs and prompts go: $MLFLOW_TRACKING_URI (e.g. a shared tracking server), else
     the project's SQLite file, by absolute path (MLflow caches a store per URI, so a relative

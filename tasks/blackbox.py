@@ -24,10 +24,11 @@ LOCAL_API_KEY = "local"  # the local server checks no key
 
 @contextmanager
 def open_blackbox(
-    params: BlackBoxParams, api_key: str | None, local_model: Path, cache_path: Path, log_path: Path
+    params: BlackBoxParams, api_key: str | None, local_model: Path, cache: Path | str, log_path: Path
 ) -> Iterator[BlackBox]:
-    """A BlackBox on ``params.base_url``, or on a local model server started for the duration."""
-    cache = ResponseCache(cache_path)
+    """A BlackBox on ``params.base_url``, or on a local model server started for the duration;
+    its answers cached in ``cache`` (a SQLite file or a database URL)."""
+    store = ResponseCache(cache)
     try:
         if params.base_url is None:
             logger = run_logger()
@@ -39,16 +40,16 @@ def open_blackbox(
             ) as base_url:
                 logger.info("local model server ready after %.0f s", time.monotonic() - start)
                 # The cache key names the model, not the port, so a restarted server hits it.
-                yield _blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, cache, base_url)
+                yield _blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, store, base_url)
         else:
             if not api_key:
                 raise BlackBoxError(
                     f"blackbox.base_url is {params.base_url!r}: set the API key in the environment "
                     "variable OPENAI_API_KEY"
                 )
-            yield _blackbox(params, params.base_url, params.model or "", api_key, cache, params.base_url)
+            yield _blackbox(params, params.base_url, params.model or "", api_key, store, params.base_url)
     finally:
-        cache.close()
+        store.close()
 
 
 def _blackbox(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -24,6 +25,14 @@ def open_study(storage: str, name: str, sampler: str, n_startup_trials: int, see
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(trial.params)
     return study
+
+
+def snapshot_study(storage: str, name: str, path: Path) -> None:
+    """Copy the study from a shared database to a SQLite file (what dvc.yaml tracks), whole."""
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=f"sqlite:///{partial}")
+    partial.replace(path)
 
 
 def n_complete(study: optuna.Study) -> int:
