@@ -102,10 +102,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 def _dispatch(args: argparse.Namespace) -> int:
     _check_arguments(args)
-    if args.command in ("run", "dry-run"):  # everything checkable offline, before any work (exit 2)
+    if args.command in ("run", "dry-run", "evaluate"):  # everything checkable offline, before any work (exit 2)
         from flows.preflight import preflight
 
-        params = preflight(args.params, dict(args.overrides))
+        params = preflight(args.params, dict(getattr(args, "overrides", ())))
     elif "params" in args:
         params = load_params(args.params)
     if args.command == "tasks":

@@ -78,7 +78,8 @@ def test_a_changed_task_file_reruns_prepare_and_an_unchanged_one_does_not(tmp_pa
 
     with shared_api() as url:  # one Prefect server for the three repros
         monkeypatch.setenv("PREFECT_API_URL", url)
-        assert "Running stage 'prepare'" in _run("dvc", "repro", "prepare", cwd=clone)
+        out = _run("dvc", "repro", "prepare", cwd=clone)
+        assert "Running stage 'prepare'" in out and "git add" not in out  # core.autostage: no advice to add files
         first, lock = splits(), (clone / "dvc.lock").read_text()
         with (clone / "task.jsonl").open("a") as f:
             f.write(json.dumps({"input": "word40", "output": "w40"}) + "\n")
