@@ -47,6 +47,7 @@ from tasks.study import (
     best_evaluations,
     fail,
     fail_and_retry,
+    heartbeats,
     known_evaluations,
     n_complete,
     open_study,
@@ -70,7 +71,8 @@ def optimize(params_path: Path = PARAMS) -> None:
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
 
     name = study_name(params)
-    study = open_study(study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed)
+    study = open_study(study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed,
+                       shared=database_url() is not None)
     run_id = start_run(
         tracking_uri(), artifact_root(), params.tracking.experiment, name, params.model_dump(),
         tags={"task": params.data.task, "optimizer": params.bo.sampler, "data_version": split_digest(PREPARED),
@@ -89,6 +91,7 @@ def optimize(params_path: Path = PARAMS) -> None:
             open_blackbox(params.blackbox, api_key, local_model(params), response_store(), SERVER_LOG) as blackbox,
             tqdm(total=params.bo.n_instructions, initial=min(len(known), params.bo.n_instructions), unit="instruction",
                  desc=params.data.task, disable=None, leave=False) as progress,  # a bar on a terminal only
+            heartbeats(study) as hold,
         ):
             blackbox.stats = CallStats.from_dict(study.user_attrs.get(USAGE_ATTR, {}))  # this study's spending so far
             logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
@@ -99,6 +102,7 @@ def optimize(params_path: Path = PARAMS) -> None:
                 with clock("bo"):
                     n = min(params.bo.batch_size, params.bo.n_instructions - len(known), params.bo.n_trials - done)
                     trials, z = ask(study, n, projection.intrinsic_dim)
+                    hold(trials)  # alive while generated and scored (a shared study's heartbeat)
                 with clock("generator"):
                     if params.bo.sampler == "ape":  # one sample per trial, seeded by it: a retry writes the same
                         instructions = [v for t in trials for v in sample_without_soft_prompt(
