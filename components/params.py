@@ -100,6 +100,10 @@ class BlackBoxParams(_Section):
     def _check(self) -> BlackBoxParams:
         if self.base_url is not None and not self.model:
             raise ValueError("blackbox.model is required when blackbox.base_url is set")
+        if self.server_cache_blocks * self.server_block_size < self.server_max_batch_tokens:
+            raise ValueError(f"blackbox.server_cache_blocks x server_block_size ({self.server_cache_blocks} x "
+                             f"{self.server_block_size}) must hold server_max_batch_tokens "
+                             f"({self.server_max_batch_tokens}): the local server's KV cache could not take a batch")
         if self.tokens_per_minute is not None and self.tokens_per_minute < self.max_tokens:
             raise ValueError(f"blackbox.tokens_per_minute ({self.tokens_per_minute}) is below one call's "
                              f"max_tokens ({self.max_tokens}): no call could ever be sent")
@@ -155,6 +159,9 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> Params:
+        if self.budget.max_tokens is not None and self.budget.max_tokens < self.data.n_validation:
+            raise ValueError(f"budget.max_tokens ({self.budget.max_tokens}) is below one instruction's validation "
+                             f"({self.data.n_validation} calls of at least one token each): nothing could be scored")
         if self.budget.max_calls is not None and self.budget.max_calls < self.data.n_validation:
             raise ValueError(f"budget.max_calls ({self.budget.max_calls}) is below one instruction's validation "
                              f"({self.data.n_validation} calls, data.n_validation): nothing could be scored")
