@@ -81,7 +81,7 @@ CASES = [
      "blackbox.tokens_per_minute"),
     ("KV cache smaller than a batch", lambda t: ["run", "--set", "blackbox.server_cache_blocks=8"],
      "blackbox.server_cache_blocks"),
-    ("token budget below one instruction", lambda t: ["run", "--set", "budget.max_tokens=10"], "budget.max_tokens"),
+    ("token budget below one instruction", lambda t: ["run", "--set", "budget.max_tokens=3"], "budget.max_tokens"),
     ("negative price", lambda t: ["run", "--set", "budget.prices={m: [-1, 2]}"], "budget.prices.m"),
     ("price not a pair", lambda t: ["run", "--set", "budget.prices={m: [1]}"], "budget.prices.m"),
     ("blank experiment name", lambda t: ["run", "--set", "tracking.experiment=' '"], "tracking.experiment"),
