@@ -41,20 +41,17 @@ from flows.timing import Stopwatch
 from tasks.blackbox import evaluate, open_blackbox
 from tasks.data import read_split, split_digest
 from tasks.files import write_json
-from tasks.generator import generate, load_generator, make_prompt, sample_without_soft_prompt, setup_projection
+from tasks.generator import load_generator, make_prompt, proposer, setup_projection
 from tasks.study import (
     ask,
     best_evaluations,
-    fail,
-    fail_and_retry,
     heartbeats,
     known_evaluations,
     n_complete,
     open_study,
+    settle,
     snapshot_study,
-    tell,
     trial_records,
-    trial_seed,
 )
 from tasks.tracking import convergence_plot, failed_on_error, log_results, log_table, log_trials, start_run
 
@@ -69,6 +66,7 @@ def optimize(params_path: Path = PARAMS) -> None:
     model, tokenizer = load_generator(params.generator)
     projection = setup_projection(params.projection, model, PROJECTION)
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
+    propose = proposer(params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed)
 
     name = study_name(params)
     study = open_study(study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed,
@@ -104,11 +102,7 @@ def optimize(params_path: Path = PARAMS) -> None:
                     trials, z = ask(study, n, projection.intrinsic_dim)
                     hold(trials)  # alive while generated and scored (a shared study's heartbeat)
                 with clock("generator"):
-                    if params.bo.sampler == "ape":  # one sample per trial, seeded by it: a retry writes the same
-                        instructions = [v for t in trials for v in sample_without_soft_prompt(
-                            model, tokenizer, prompt, 1, params.generator, trial_seed(t, params.bo.seed))]
-                    else:
-                        instructions = generate(model, tokenizer, prompt, projection, z, params.generator)
+                    instructions = propose(trials, z)
                 new = list(dict.fromkeys(v for v in instructions if v not in known))
                 fits = budget.affordable(blackbox.stats, len(split.validation), len(new))
                 if fits < len(new):  # score what fits, then stop
@@ -119,13 +113,7 @@ def optimize(params_path: Path = PARAMS) -> None:
                     evaluations = evaluate(blackbox, new[:fits], split.validation, metric) if fits else []
                 known.update((e.instruction, e) for e in evaluations if e is not None)
                 study.set_user_attr(USAGE_ATTR, blackbox.stats.as_dict())
-                for trial, instruction in zip(trials, instructions, strict=True):
-                    if instruction in known:
-                        tell(study, trial, known[instruction])
-                    elif instruction in new[fits:]:
-                        fail(study, [trial])
-                    else:
-                        fail_and_retry(study, trial)
+                settle(study, trials, instructions, known, unpaid=new[fits:])
                 if None in evaluations:
                     logger.warning("%d instructions had black-box calls that failed after %d retries (%s): their "
                                    "trials are failed and asked again once", evaluations.count(None),

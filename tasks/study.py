@@ -141,6 +141,21 @@ def fail_and_retry(study: optuna.Study, trial: optuna.Trial) -> None:
         _retry(study, trial)
 
 
+def settle(
+    study: optuna.Study, trials: list[optuna.Trial], instructions: list[str], known: dict[str, Evaluation],
+    unpaid: list[str],
+) -> None:
+    """Close a scored batch: a trial whose instruction has a score is told it; one the budget
+    left ``unpaid`` is failed; one whose calls failed is failed and asked again once."""
+    for trial, instruction in zip(trials, instructions, strict=True):
+        if instruction in known:
+            tell(study, trial, known[instruction])
+        elif instruction in unpaid:
+            fail(study, [trial])
+        else:
+            fail_and_retry(study, trial)
+
+
 def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> None:
     trial.set_user_attr(INSTRUCTION, evaluation.instruction)
     trial.set_user_attr(OUTPUTS, list(evaluation.outputs))
