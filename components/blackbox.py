@@ -6,14 +6,15 @@ import asyncio
 import hashlib
 import json
 import random
-import sqlite3
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import openai
+import sqlalchemy as sa
 from openai.types.chat import ChatCompletion
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from components.data import Example
 from components.errors import BlackBoxError
@@ -31,17 +32,22 @@ def zero_shot_prompt(instruction: str, text: str) -> str:
 
 
 class ResponseCache:
-    """Responses on disk (SQLite), keyed by endpoint, model, prompt and decoding parameters.
+    """Responses in a database, keyed by endpoint, model, prompt and decoding parameters: a
+    SQLite file (a ``Path``) or a database URL (e.g. ``postgresql+psycopg://...``) that several
+    workers share. Each response is committed as soon as it arrives, so a killed run loses none
+    it paid for; the first answer stored for a key stays (insert-if-absent)."""
 
-    Each response is committed as soon as it arrives, so a killed run loses none it paid for.
-    """
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL)")
+    def __init__(self, where: Path | str) -> None:
+        if isinstance(where, Path):
+            where.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{where}" if isinstance(where, Path) else where
+        sqlite = url.startswith("sqlite")
+        self._engine = sa.create_engine(url, connect_args={"check_same_thread": False} if sqlite else {})
+        if sqlite:
+            with self._engine.connect() as db:
+                db.exec_driver_sql("PRAGMA journal_mode=WAL")
+        _RESPONSES.metadata.create_all(self._engine)
+        self._insert = (sqlite_insert if sqlite else postgresql_insert)(_RESPONSES).on_conflict_do_nothing()
 
     @staticmethod
     def key(base_url: str, model: str, prompt: str, params: dict[str, object]) -> str:
@@ -49,16 +55,19 @@ class ResponseCache:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT text FROM responses WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        with self._engine.connect() as db:
+            return db.execute(sa.select(_RESPONSES.c.text).where(_RESPONSES.c.key == key)).scalar()
 
     def put(self, key: str, text: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, text))
+        with self._engine.begin() as db:
+            db.execute(self._insert.values(key=key, text=text))
 
     def close(self) -> None:
-        self._db.close()
+        self._engine.dispose()
+
+
+_RESPONSES = sa.Table("responses", sa.MetaData(), sa.Column("key", sa.String(64), primary_key=True),
+                      sa.Column("text", sa.Text, nullable=False))
 
 
 class BadResponse(Exception):
@@ -128,22 +137,27 @@ class BlackBox:
         """The decoding parameters, as sent and as keyed in the cache."""
         return {"temperature": TEMPERATURE, "max_tokens": self.max_tokens}
 
-    def complete(self, prompts: Sequence[str]) -> list[str | None]:
+    def complete(self, prompts: Sequence[str], progress: Callable[[int], object] | None = None) -> list[str | None]:
         """Answer every prompt (duplicates and cached ones cost nothing), in order; ``None``
-        for a call that failed after every retry. Raises BlackBoxError if no call got through."""
+        for a call that failed after every retry. ``progress(n)`` hears of the prompts answered
+        (the cached ones first). Raises BlackBoxError if no call got through."""
         keys = [ResponseCache.key(self.cache_url or self.base_url, self.model, p, self._params) for p in prompts]
         answers: dict[str, str | None] = {k: self.cache.get(k) for k in set(keys)}
         self.stats.cache_hits += sum(answers[k] is not None for k in keys)
         missing = {k: p for k, p in zip(keys, prompts, strict=True) if answers[k] is None}
+        if progress is not None:
+            progress(len(keys) - sum(1 for k in keys if k in missing))
         if missing:
-            fetched = asyncio.run(self._fetch(missing))
+            fetched = asyncio.run(self._fetch(missing, progress))
             if all(text is None for text in fetched.values()):
                 raise BlackBoxError(f"blackbox.base_url {self.base_url!r}: all {len(fetched)} calls failed after "
                                     f"{self.max_retries} retries; last error: {self.last_error}")
             answers.update(fetched)
         return [answers[k] for k in keys]
 
-    async def _fetch(self, prompts: dict[str, str]) -> dict[str, str | None]:
+    async def _fetch(
+        self, prompts: dict[str, str], progress: Callable[[int], object] | None
+    ) -> dict[str, str | None]:
         # A client per event loop: an AsyncOpenAI client must not outlive the loop it ran on.
         async with openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
@@ -155,6 +169,8 @@ class BlackBox:
                     text = await self._call(client, prompt)
                 if text is not None:
                     self.cache.put(key, text)
+                if progress is not None:
+                    progress(1)
                 return key, text
 
             return dict(await asyncio.gather(*(one(k, p) for k, p in prompts.items())))
@@ -235,15 +251,17 @@ class Evaluation:
 
 
 def evaluate_instructions(
-    blackbox: BlackBox, instructions: Sequence[str], examples: Sequence[Example], metric: str
+    blackbox: BlackBox, instructions: Sequence[str], examples: Sequence[Example], metric: str,
+    progress: Callable[[int], object] | None = None,
 ) -> list[Evaluation | None]:
-    """Score each instruction zero-shot on ``examples``; all calls go out as one batch.
+    """Score each instruction zero-shot on ``examples``; all calls go out as one batch
+    (``progress`` as for :meth:`BlackBox.complete`).
 
     An instruction with a call that failed after every retry gets ``None``, never a score: its
     answered calls are cached, so evaluating it again pays only for the failed ones.
     """
     prompts = [zero_shot_prompt(v, e.input) for v in instructions for e in examples]
-    outputs = blackbox.complete(prompts)
+    outputs = blackbox.complete(prompts, progress)
     n = len(examples)
     results: list[Evaluation | None] = []
     for i, instruction in enumerate(instructions):

@@ -9,6 +9,7 @@ Formats:
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import random
@@ -46,6 +47,7 @@ class Split:
     exemplars: tuple[Example, ...]
     validation: tuple[Example, ...]
     test: tuple[Example, ...]
+    n_duplicates: int = 0  # rows dropped: a repeated input, or a test input also in exemplars/validation
 
 
 def read_text(location: str) -> str:
@@ -192,28 +194,47 @@ def parse_pairs(text: str, source: str) -> tuple[Example, ...]:
     return tuple(examples)
 
 
+def task_digest(task: TaskData) -> str:
+    """A content hash of every example of ``task`` (pool and test set), in file order."""
+    rows = [[e.to_json() for e in task.pool], [e.to_json() for e in task.test]]
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+
 def split_task(
     task: TaskData, n_exemplars: int, n_validation: int, n_test: int, seed: int
 ) -> Split:
     """Split reproducibly: exemplars and validation from the pool, test from the task's own
-    test set when it has one, otherwise from the rest of the pool. A pool too small for
-    ``n_validation`` gives what is left after the exemplars (and one test example), as the
-    paper's code does (``len(split.validation)`` says how many).
+    test set when it has one, otherwise from the rest of the pool. A repeated input counts once
+    (its answers merged) and the test set never shares an input with the others. A pool too
+    small for ``n_validation`` gives what is left after the exemplars (and one test example), as
+    the paper's code does (``len(split.validation)`` says how many).
 
     Raises:
         TaskDataError: when the pool leaves no validation example at all.
     """
-    pool = list(task.pool)
+    pool = _distinct(task.pool)
     random.Random(seed).shuffle(pool)
     held_out = 0 if task.test else 1  # a test example from the pool when the task has no test set
     n_validation = min(n_validation, len(pool) - n_exemplars - held_out)
     if n_validation < 1:
         raise TaskDataError(
-            f"task {task.name!r}: {len(pool)} examples, need at least {n_exemplars + 1 + held_out} "
+            f"task {task.name!r}: {len(pool)} distinct examples, need at least {n_exemplars + 1 + held_out} "
             f"for {n_exemplars} exemplars, a validation example and a test set"
         )
     exemplars, validation = pool[:n_exemplars], pool[n_exemplars : n_exemplars + n_validation]
-    rest = list(task.test) if task.test else pool[n_exemplars + n_validation :]
+    seen = {e.input for e in exemplars + validation}
+    rest = [e for e in _distinct(task.test) if e.input not in seen] if task.test else pool[n_exemplars + n_validation :]
+    if not rest:
+        raise TaskDataError(f"task {task.name!r}: every test example is also an exemplar or validation example")
+    n_duplicates = len(task.pool) - len(pool) + len(task.test) - (len(rest) if task.test else 0)
     if len(rest) > n_test:
         rest = random.Random(seed + 1).sample(rest, n_test)
-    return Split(tuple(exemplars), tuple(validation), tuple(rest))
+    return Split(tuple(exemplars), tuple(validation), tuple(rest), n_duplicates)
+
+
+def _distinct(examples: tuple[Example, ...]) -> list[Example]:
+    """One example per input, in first-seen order; a repeated input's answers are merged."""
+    answers: dict[str, tuple[str, ...]] = {}
+    for e in examples:
+        answers[e.input] = tuple(dict.fromkeys(answers.get(e.input, ()) + e.outputs))
+    return [Example(text, outputs) for text, outputs in answers.items()]

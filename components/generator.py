@@ -32,17 +32,39 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def load_generator(model_ref: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a causal LM and its tokenizer (a local folder or a cached hub id), in eval mode."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, torch.dtype]:
+    """``auto``: a GPU when there is one (CUDA, else Apple's MPS), else the CPU; bfloat16 on a
+    GPU that has it, float16 on other GPUs, float32 on the CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if dtype != "auto":
+        return device, DTYPES[dtype]
+    if device == "cuda":
+        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return device, torch.float16 if device == "mps" else torch.float32
+
+
+def load_generator(
+    model_ref: str, device: str = "auto", dtype: str = "auto"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal LM and its tokenizer (a local folder or a cached hub id), in eval mode, on
+    ``device`` in ``dtype`` (see :func:`resolve_device`); on CUDA, a model too large for one GPU
+    is spread over all of them (``device_map="auto"``)."""
+    where, torch_dtype = resolve_device(device, dtype)
     tokenizer = AutoTokenizer.from_pretrained(model_ref)
-    model = AutoModelForCausalLM.from_pretrained(model_ref, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_ref, dtype=torch_dtype, device_map="auto" if where == "cuda" else where
+    )
     model.eval()
     return model, tokenizer
 
 
 def embedding_std(model: PreTrainedModel) -> float:
     """Per-coordinate standard deviation of the model's token embeddings."""
-    return _embeddings(model).weight.std().item()
+    return _embeddings(model).weight.float().std().item()
 
 
 def _embeddings(model: PreTrainedModel) -> torch.nn.Embedding:
@@ -104,23 +126,33 @@ def generate_texts(
     max_new_tokens: int,
     response_prefix: str = "",
     temperature: float = 0.0,
+    max_batch: int = 16,
 ) -> list[str]:
     """The generator's raw replies (``response_prefix`` included; ``clean_instruction`` makes
-    instructions of them), one per soft prompt (``b x n_tokens x hidden``), in one batch: greedy,
-    or sampled when ``temperature`` > 0. ``n_tokens`` may be 0 (no soft prompt)."""
+    instructions of them), one per soft prompt (``b x n_tokens x hidden``), in batches of at
+    most ``max_batch`` (memory): greedy, or sampled when ``temperature`` > 0. ``n_tokens`` may
+    be 0 (no soft prompt)."""
+    return [text for chunk in soft_prompts.split(max_batch)
+            for text in _generate_batch(model, tokenizer, prompt, chunk, max_new_tokens, response_prefix, temperature)]
+
+
+def _generate_batch(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
+    soft_prompts: torch.Tensor, max_new_tokens: int, response_prefix: str, temperature: float,
+) -> list[str]:
     table = _embeddings(model)
-    batch = soft_prompts.shape[0]
+    batch, device = soft_prompts.shape[0], table.weight.device
     embeds = torch.cat(
         [
-            table(prompt.prefix_ids).expand(batch, -1, -1),  # b x n_prefix x h
-            soft_prompts.to(table.weight.dtype),  # b x n_tokens x h
-            table(prompt.suffix_ids).expand(batch, -1, -1),  # b x n_suffix x h
+            table(prompt.prefix_ids.to(device)).expand(batch, -1, -1),  # b x n_prefix x h
+            soft_prompts.to(device, table.weight.dtype),  # b x n_tokens x h
+            table(prompt.suffix_ids.to(device)).expand(batch, -1, -1),  # b x n_suffix x h
         ],
         dim=1,
     )
     output = model.generate(  # type: ignore[operator]  # nn.Module.__getattr__ hides GenerationMixin
         inputs_embeds=embeds,
-        attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
+        attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=device),
         max_new_tokens=max_new_tokens,
         **({"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0
            else {"do_sample": False}),

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.errors import ConfigError
 from components.metrics import METRICS
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: no bool for a number, no float for an int, no number for a string; finite floats only
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # a file and folder name, never a path
 
 
 class DataParams(_Section):
@@ -25,10 +31,12 @@ class DataParams(_Section):
     n_exemplars: int = Field(5, ge=1, le=50)
     n_validation: int = Field(20, ge=1, le=1000)
     n_test: int = Field(100, ge=1, le=10000)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _check(self) -> DataParams:
+        if not _TASK_NAME.fullmatch(self.task):
+            raise ValueError(f"data.task must be a plain name (letters, digits, _ . + -), got {self.task!r}")
         if self.source != "builtin" and not self.location:
             raise ValueError(f"data.location is required when data.source is {self.source!r}")
         if self.metric is not None and self.metric not in METRICS:
@@ -40,7 +48,7 @@ class ProjectionParams(_Section):
     intrinsic_dim: int = Field(10, ge=1, le=1000)
     n_soft_tokens: int = Field(10, ge=1, le=100)
     scale: float = Field(30.0, gt=0)  # soft-prompt spread relative to the token embeddings'
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
 class GeneratorParams(_Section):
@@ -49,12 +57,20 @@ class GeneratorParams(_Section):
     response_prefix: str = ""  # start of the reply the instruction continues
     soft_prompt_position: Literal["start", "user", "reply"] = "start"  # before the chat, the user turn, the reply
     max_new_tokens: int = Field(48, ge=4, le=512)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: a GPU if there is one
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bfloat16/float16 on a GPU, else float32
+    max_batch: int = Field(16, ge=1, le=1024)  # soft prompts generated together (memory)
     ape_temperature: float = Field(1.0, gt=0, le=5)  # sampling temperature of the APE baseline
 
     @model_validator(mode="after")
     def _check(self) -> GeneratorParams:
         if "{exemplars}" not in self.prompt:
             raise ValueError("generator.prompt must contain the placeholder {exemplars}")
+        try:
+            self.prompt.format(exemplars="")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"generator.prompt does not format: {err!r} (write a literal brace as {{{{ or }}}})") \
+                from err
         return self
 
 
@@ -73,10 +89,24 @@ class BlackBoxParams(_Section):
     server_block_size: int = Field(32, ge=8)
     server_max_batch_tokens: int = Field(1024, ge=64)
 
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and (urlparse(value).scheme not in ("http", "https") or not urlparse(value).netloc):
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> BlackBoxParams:
         if self.base_url is not None and not self.model:
             raise ValueError("blackbox.model is required when blackbox.base_url is set")
+        if self.server_cache_blocks * self.server_block_size < self.server_max_batch_tokens:
+            raise ValueError(f"blackbox.server_cache_blocks x server_block_size ({self.server_cache_blocks} x "
+                             f"{self.server_block_size}) must hold server_max_batch_tokens "
+                             f"({self.server_max_batch_tokens}): the local server's KV cache could not take a batch")
+        if self.tokens_per_minute is not None and self.tokens_per_minute < self.max_tokens:
+            raise ValueError(f"blackbox.tokens_per_minute ({self.tokens_per_minute}) is below one call's "
+                             f"max_tokens ({self.max_tokens}): no call could ever be sent")
         return self
 
 
@@ -87,7 +117,10 @@ class BOParams(_Section):
     n_trials: int = Field(200, ge=1, le=100000)  # a safety cap: a repeated instruction costs a trial, no call
     n_startup_trials: int = Field(8, ge=1, le=10000)
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+_Price = Annotated[float, Field(ge=0)]
 
 
 class BudgetParams(_Section):
@@ -96,7 +129,14 @@ class BudgetParams(_Section):
     max_calls: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     max_cost: float | None = Field(None, gt=0)  # US$, priced with `prices` or the built-in table
-    prices: dict[str, tuple[float, float]] = {}  # model -> US$ per million (prompt, completion) tokens
+    prices: dict[str, tuple[_Price, _Price]] = {}  # model -> US$ per million (prompt, completion) tokens
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        """YAML writes a pair as a list."""
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()} if isinstance(value, dict) \
+            else value
 
 
 class EvalParams(_Section):
@@ -104,7 +144,7 @@ class EvalParams(_Section):
 
 
 class TrackingParams(_Section):
-    experiment: str = Field("instructzero", min_length=1)
+    experiment: str = Field("instructzero", min_length=1, pattern=r"\S")
 
 
 class Params(_Section):
@@ -116,6 +156,16 @@ class Params(_Section):
     budget: BudgetParams = BudgetParams()
     eval: EvalParams = EvalParams()
     tracking: TrackingParams = TrackingParams()
+
+    @model_validator(mode="after")
+    def _check(self) -> Params:
+        if self.budget.max_tokens is not None and self.budget.max_tokens < self.data.n_validation:
+            raise ValueError(f"budget.max_tokens ({self.budget.max_tokens}) is below one instruction's validation "
+                             f"({self.data.n_validation} calls of at least one token each): nothing could be scored")
+        if self.budget.max_calls is not None and self.budget.max_calls < self.data.n_validation:
+            raise ValueError(f"budget.max_calls ({self.budget.max_calls}) is below one instruction's validation "
+                             f"({self.data.n_validation} calls, data.n_validation): nothing could be scored")
+        return self
 
 
 def parse_params(raw: Any, source: str) -> Params:
@@ -133,10 +183,12 @@ def parse_params(raw: Any, source: str) -> Params:
         raise ConfigError(f"{source}: invalid parameters\n" + "\n".join(problems)) from err
 
 
-def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+def apply_overrides(raw: Any, overrides: Mapping[str, Any]) -> Any:
     """A copy of ``raw`` with dotted keys set (``{"bo.n_trials": 8}``); string values are read
-    as YAML (``"8"`` -> 8, ``"null"`` -> None), as on a command line. Unknown keys are left for
-    :func:`parse_params` to name."""
+    as YAML (``"8"`` -> 8, ``"null"`` -> None), as on a command line. Unknown keys, and a
+    ``raw`` that is not a mapping, are left for :func:`parse_params` to name."""
+    if not isinstance(raw, Mapping):
+        return raw
     result = copy.deepcopy(dict(raw))
     for key, value in overrides.items():
         *sections, last = key.split(".")
@@ -145,5 +197,15 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key!r}: {part!r} is a value, not a section")
-        node[last] = yaml.safe_load(value) if isinstance(value, str) else value
+        node[last] = _yaml_value(value) if isinstance(value, str) else value
     return result
+
+
+def _yaml_value(text: str) -> Any:
+    """``text`` read as YAML, or kept as a string when it is not YAML (``[tpe``) or reads as a
+    mapping without braces (``Instruction: ``)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, dict) and not text.lstrip().startswith("{") else value

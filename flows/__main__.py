@@ -90,9 +90,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FAILED
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """What argparse cannot check: files named on the command line, options that go together."""
+    if getattr(args, "workspace", None) is not None and args.workspace.exists() and not args.workspace.is_dir():
+        raise ConfigError(f"--workspace {args.workspace}: a file, not a directory")
+    if getattr(args, "prefect_file", None) is not None and not args.prefect_file.is_file():
+        raise ConfigError(f"--prefect-file {args.prefect_file}: no such file")
+    if args.command == "revalidate" and args.base_url and not args.model:
+        raise ConfigError("revalidate: --base-url needs --model (the endpoint's model name)")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
-    if "params" in args:  # bad params: exit 2 before any work
-        params = load_params(args.params, dict(getattr(args, "overrides", ())))
+    _check_arguments(args)
+    if args.command in ("run", "dry-run", "evaluate"):  # everything checkable offline, before any work (exit 2)
+        from flows.preflight import preflight
+
+        params = preflight(args.params, dict(getattr(args, "overrides", ())))
+    elif "params" in args:
+        params = load_params(args.params)
     if args.command == "tasks":
         print("\n".join(list_tasks(args.location)))
     elif args.command == "dry-run":
@@ -108,8 +123,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         here = overrides is None and args.workspace is None
         print(report(Path(".") if here else workspace_dir(params, args.workspace)))
     elif args.command == "evaluate":
-        from flows.evaluate import evaluate_test
+        from flows.evaluate import evaluate_test, require_run_outputs
 
+        require_run_outputs()
         print(json.dumps(evaluate_test(args.params), indent=2))
     elif args.command == "revalidate":
         from flows.revalidate import revalidate

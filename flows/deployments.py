@@ -10,17 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron
 
+from components.errors import ConfigError
+from flows.settings import read_yaml
+
 PREFECT_YAML = Path("prefect.yaml")
 
 
 def _spec(path: Path) -> list[dict[str, Any]]:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))["deployments"]
+    spec = read_yaml(path)
+    if not isinstance(spec, dict) or not isinstance(spec.get("deployments"), list):
+        raise ConfigError(f"{path}: expected a 'deployments' list")
+    return spec["deployments"]
 
 
 def deployments(path: Path = PREFECT_YAML, source: Path | None = None) -> list[RunnerDeployment]:

@@ -8,39 +8,55 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from components.blackbox import ZERO_SHOT
-from components.errors import BlackBoxError
+from components.data import Split
+from components.errors import BlackBoxError, ConfigError
+from components.params import Params
 from flows.settings import (
     CANDIDATES,
     METRICS,
     PARAMS,
     PREPARED,
-    RESPONSE_CACHE,
     RUN_INFO,
     SERVER_LOG,
     load_params,
     local_model,
+    response_store,
     tracking_uri,
 )
 from tasks.blackbox import evaluate, open_blackbox
 from tasks.data import read_split, split_digest
 from tasks.files import read_json, write_json
-from tasks.tracking import log_results, register_instruction
+from tasks.tracking import failed_on_error, log_results, register_instruction
 
 EMPTY = ""  # the baseline: no instruction at all
+
+
+def require_run_outputs() -> None:
+    """What evaluating needs from an optimisation run, or a ConfigError saying to run one."""
+    if not (CANDIDATES.exists() and RUN_INFO.exists() and PREPARED.exists()):
+        raise ConfigError(f"nothing to evaluate in {Path.cwd()}: {CANDIDATES} or {RUN_INFO} is missing; run the "
+                          "optimisation first (python -m flows run, or dvc repro)")
 
 
 @flow(name="evaluate-instruction")
 def evaluate_test(params_path: Path = PARAMS) -> dict:
     params = load_params(params_path)
+    require_run_outputs()
     split, metric = read_split(PREPARED)
     candidates = read_json(CANDIDATES)[: params.eval.top_k]
     run_id = read_json(RUN_INFO)["mlflow_run_id"]
+    with failed_on_error(tracking_uri(), run_id):
+        return _evaluate(params, split, metric, candidates, run_id)
+
+
+def _evaluate(params: Params, split: Split, metric: str, candidates: list[dict], run_id: str) -> dict:
+    """Score the candidates and the empty instruction, register the best, close the MLflow run."""
     instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + [EMPTY]))
     with open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
-                       RESPONSE_CACHE, SERVER_LOG) as blackbox:
+                       response_store(), SERVER_LOG) as blackbox:
         get_run_logger().info("scoring %d instructions (the top %d and the empty one) on %d test examples",
                               len(instructions), len(candidates), len(split.test))
-        evaluations = evaluate(blackbox, instructions, split.test, metric)
+        evaluations = evaluate(blackbox, instructions, split.test, metric, bar="test set")
     if None in evaluations:
         raise BlackBoxError(
             f"{evaluations.count(None)} of {len(instructions)} instructions have test calls that failed after "
@@ -80,4 +96,6 @@ def evaluate_test(params_path: Path = PARAMS) -> dict:
 
 
 if __name__ == "__main__":
-    evaluate_test()
+    from flows.preflight import stage_main
+
+    stage_main(evaluate_test)

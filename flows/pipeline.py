@@ -14,6 +14,7 @@ from prefect import flow
 from flows.evaluate import evaluate_test
 from flows.model import convert_model
 from flows.optimize import optimize
+from flows.preflight import preflight
 from flows.prepare import prepare
 from flows.settings import PARAMS, in_workspace
 
@@ -24,7 +25,9 @@ def pipeline(
 ) -> dict[str, Any]:
     """Optimise an instruction and test it. With ``overrides`` (dotted keys, e.g.
     ``{"data.task": "sentiment"}``) or a ``workspace``, the run happens in that directory
-    (default runs/<task>) with its own params.yaml, outputs and study; MLflow stays shared."""
+    (default runs/<task>) with its own params.yaml, outputs and study; MLflow stays shared.
+    Bad input stops it before any work (flows/preflight.py)."""
+    preflight(params_path, overrides)
     convert_model()
     if overrides is None and workspace is None:
         prepare(params_path)

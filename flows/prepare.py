@@ -14,11 +14,18 @@ from tasks.data import load_task, split_and_write
 def prepare(params_path: Path = PARAMS) -> None:
     params = load_params(params_path).data
     split = split_and_write(load_task(params), params, PREPARED)
-    get_run_logger().info(
-        "task %r: %d exemplars, %d validation, %d test examples -> %s",
-        params.task, len(split.exemplars), len(split.validation), len(split.test), PREPARED,
-    )
+    logger = get_run_logger()
+    logger.info("task %r: %d exemplars, %d validation, %d test examples -> %s",
+                params.task, len(split.exemplars), len(split.validation), len(split.test), PREPARED)
+    if split.n_duplicates:
+        logger.warning("dropped %d duplicate rows (a repeated input, or a test input also shown as an exemplar "
+                       "or validation example)", split.n_duplicates)
+    if len(split.validation) < params.n_validation:
+        logger.warning("the task is small: %d validation examples instead of data.n_validation=%d",
+                       len(split.validation), params.n_validation)
 
 
 if __name__ == "__main__":
-    prepare()
+    from flows.preflight import stage_main
+
+    stage_main(prepare)

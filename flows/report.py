@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
+
 from flows.settings import METRICS, PLOTS, tracking_uri
 from tasks.files import read_json
 
@@ -23,9 +25,17 @@ def report(directory: Path = Path(".")) -> str:
         f"Time: {seconds}; black-box calls {opt['blackbox_calls']} (+{opt['blackbox_cache_hits']} cached)",
         f"Metrics: {directory / METRICS}/test.json, {directory / METRICS}/optimize.json; "
         f"plot: {directory / PLOTS / 'convergence.png'}",
-        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}  (run {test['mlflow_run_id']})",
+        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}, then the runs table:",
+        f"  {runs_page(test['mlflow_run_id'])}  (run {test['mlflow_run_id'][:8]})",
     ]
     return "\n".join(lines)
+
+
+def runs_page(run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """The UI's runs table of the run's experiment. MLflow 3's UI opens on GenAI traces unless
+    asked for its machine-learning view (the experiment's kind tag is not enough there)."""
+    experiment = MlflowClient(tracking_uri()).get_run(run_id).info.experiment_id
+    return f"{ui}/#/experiments/{experiment}/runs?workflowType=machine_learning"
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from components.params import Params, apply_overrides, parse_params
 from tasks.files import write_atomic
 
 PARAMS = Path("params.yaml")
+SOURCE = Path("data/source.json")
 PREPARED = Path("data/prepared")
 MODELS = Path("models")
 EMBEDDED_MODEL = MODELS / "smollm2-135m-instruct"
@@ -32,6 +33,24 @@ RUN_INFO = OUTPUTS / "run.json"
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 MLRUNS = Path("mlruns")
+
+
+DATABASE_URL = "INSTRUCTZERO_DATABASE_URL"  # the environment variable (it may hold a password)
+
+
+def database_url() -> str | None:
+    """One database for the Optuna study and the response cache that several workers share
+    (e.g. ``postgresql+psycopg://user:pw@host/db``), from $INSTRUCTZERO_DATABASE_URL only:
+    never from params, never logged. Unset: SQLite files under outputs/."""
+    return os.environ.get(DATABASE_URL) or None
+
+
+def study_storage() -> str:
+    return database_url() or f"sqlite:///{STUDY_DB}"
+
+
+def response_store() -> Path | str:
+    return database_url() or RESPONSE_CACHE
 
 
 def tracking_uri() -> str:
@@ -52,8 +71,8 @@ def in_workspace(params_path: Path, overrides: Mapping[str, Any], workspace: Pat
     """Work in ``workspace`` (default runs/<task>) with its own params.yaml (``params_path`` with
     ``overrides``), data, outputs and study, so that runs of different tasks keep apart. It sees
     the project's models; MLflow stays the project's unless $MLFLOW_TRACKING_URI says otherwise."""
-    raw = apply_overrides(_read_yaml(params_path), overrides)
-    params = parse_params(raw, _source(params_path, overrides))  # validated before anything is created
+    raw = apply_overrides(read_yaml(params_path), overrides)
+    params = parse_params(raw, source_name(params_path, overrides))  # validated before anything is created
     location = params.data.location
     if location and "://" not in location:
         raw["data"]["location"] = str(Path(location).resolve())
@@ -73,11 +92,12 @@ def in_workspace(params_path: Path, overrides: Mapping[str, Any], workspace: Pat
             os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content (errors name the file)."""
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err})") from err
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
 
@@ -89,10 +109,10 @@ def workspace_dir(params: Params, workspace: Path | None = None) -> Path:
 def load_params(path: Path = PARAMS, overrides: Mapping[str, Any] | None = None) -> Params:
     """Read and validate params.yaml, with dotted-key ``overrides`` (errors name the file and
     the bad keys)."""
-    return parse_params(apply_overrides(_read_yaml(path), overrides or {}), _source(path, overrides))
+    return parse_params(apply_overrides(read_yaml(path), overrides or {}), source_name(path, overrides))
 
 
-def _source(path: Path, overrides: Mapping[str, Any] | None) -> str:
+def source_name(path: Path, overrides: Mapping[str, Any] | None) -> str:
     """How error messages name parameters: the file, and the overrides if any."""
     return f"{path} with {dict(overrides)}" if overrides else str(path)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from tqdm import tqdm
 
 from components.blackbox import BlackBox, Evaluation, ResponseCache, evaluate_instructions
 from components.data import Example
@@ -15,33 +17,39 @@ from components.errors import BlackBoxError
 from components.local_server import local_model_server
 from components.params import BlackBoxParams
 from components.ratelimit import RateLimiter
+from tasks.log import run_logger
 
 LOCAL_API_KEY = "local"  # the local server checks no key
 
 
 @contextmanager
 def open_blackbox(
-    params: BlackBoxParams, api_key: str | None, local_model: Path, cache_path: Path, log_path: Path
+    params: BlackBoxParams, api_key: str | None, local_model: Path, cache: Path | str, log_path: Path
 ) -> Iterator[BlackBox]:
-    """A BlackBox on ``params.base_url``, or on a local model server started for the duration."""
-    cache = ResponseCache(cache_path)
+    """A BlackBox on ``params.base_url``, or on a local model server started for the duration;
+    its answers cached in ``cache`` (a SQLite file or a database URL)."""
+    store = ResponseCache(cache)
     try:
         if params.base_url is None:
+            logger = run_logger()
+            logger.info("starting the local model server for %s (log: %s) ...", local_model, log_path.resolve())
+            start = time.monotonic()
             with local_model_server(
                 local_model, log_path, cache_blocks=params.server_cache_blocks,
                 block_size=params.server_block_size, max_batch_tokens=params.server_max_batch_tokens,
             ) as base_url:
+                logger.info("local model server ready after %.0f s", time.monotonic() - start)
                 # The cache key names the model, not the port, so a restarted server hits it.
-                yield _blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, cache, base_url)
+                yield _blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, store, base_url)
         else:
             if not api_key:
                 raise BlackBoxError(
                     f"blackbox.base_url is {params.base_url!r}: set the API key in the environment "
                     "variable OPENAI_API_KEY"
                 )
-            yield _blackbox(params, params.base_url, params.model or "", api_key, cache, params.base_url)
+            yield _blackbox(params, params.base_url, params.model or "", api_key, store, params.base_url)
     finally:
-        cache.close()
+        store.close()
 
 
 def _blackbox(
@@ -57,8 +65,11 @@ def _blackbox(
 
 @task(cache_policy=NO_CACHE)
 def evaluate(
-    blackbox: BlackBox, instructions: list[str], examples: tuple[Example, ...], metric: str
+    blackbox: BlackBox, instructions: list[str], examples: tuple[Example, ...], metric: str, bar: str | None = None
 ) -> list[Evaluation | None]:
     """Score instructions zero-shot on examples (one concurrent batch of calls); ``None`` for an
-    instruction with calls that failed after every retry."""
-    return evaluate_instructions(blackbox, instructions, examples, metric)
+    instruction with calls that failed after every retry. With ``bar``, a progress bar of that
+    name counts the calls (on a terminal only)."""
+    with tqdm(total=len(instructions) * len(examples), desc=bar, unit="call", disable=None if bar else True,
+              leave=False) as progress:
+        return evaluate_instructions(blackbox, instructions, examples, metric, progress.update)

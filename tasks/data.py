@@ -81,4 +81,4 @@ def read_split(out_dir: Path) -> tuple[Split, str]:
         return tuple(Example(r["input"], tuple(r["outputs"])) for r in map(json.loads, lines))
 
     meta = json.loads((out_dir / "task.json").read_text(encoding="utf-8"))
-    return Split(*(rows(name) for name in SPLITS)), meta["metric"]
+    return Split(rows("exemplars"), rows("validation"), rows("test")), meta["metric"]

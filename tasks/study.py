@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -12,18 +17,83 @@ from components.samplers import make_sampler
 INSTRUCTION, OUTPUTS, SCORES, RETRY_OF = "instruction", "outputs", "scores", "retry_of"
 
 
-def open_study(storage: str, name: str, sampler: str, n_startup_trials: int, seed: int) -> optuna.Study:
-    """Create or load the study. Trials left RUNNING by a killed run are failed and requeued
-    with the same z, so they regenerate the same instructions (whose answers are cached)."""
+# Heartbeats with ask-and-tell, on purpose (Optuna's own are for Study.optimize).
+warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+warnings.filterwarnings("ignore", r"(Argument ``heartbeat_interval``|optuna\.storages\._heartbeat\.fail_stale_trials)",
+                        optuna.exceptions.ExperimentalWarning)
+HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120  # shared studies: a trial silent for GRACE_SECONDS is stale
+
+
+def open_study(
+    storage: str, name: str, sampler: str, n_startup_trials: int, seed: int, shared: bool = False,
+    heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS,
+) -> optuna.Study:
+    """Create or load the study. A trial left RUNNING by a dead run is failed and asked again
+    with the same z (so it regenerates the same instruction, whose answers are cached): at
+    once in a study of one process (``shared=False``: every RUNNING trial is dead), after
+    ``grace`` seconds without a heartbeat (:func:`heartbeats`) in a ``shared`` one, where
+    other processes' trials are alive."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=grace,
+                                     heartbeat_stale_trial_callback=_retry) if shared else storage
     study = optuna.create_study(
-        storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+        storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
         sampler=make_sampler(sampler, n_startup_trials, seed),
     )
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params)
+    if shared:
+        optuna.storages.fail_stale_trials(study)
+    else:
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            _retry(study, trial)
     return study
+
+
+@contextmanager
+def heartbeats(study: optuna.Study) -> Iterator[Callable[[list[optuna.Trial]], None]]:
+    """While the body runs, tell a shared study every ``heartbeat_interval`` that the trials in
+    hand are alive; the body names them (the batch it is generating and scoring) by calling
+    the yielded function, which beats at once. Nothing to do for a study of one process."""
+    storage: Any = study._storage  # open_study's RDBStorage, behind Optuna's cache (both private)
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if interval is None:
+        yield lambda trials: None
+        return
+    in_hand: list[optuna.Trial] = []
+    stop = threading.Event()
+
+    def beat() -> None:
+        for trial in list(in_hand):
+            storage.record_heartbeat(trial._trial_id)
+
+    def hold(trials: list[optuna.Trial]) -> None:
+        in_hand[:] = trials
+        beat()
+
+    def keep_beating() -> None:
+        while not stop.wait(interval):
+            beat()
+
+    thread = threading.Thread(target=keep_beating, daemon=True)
+    thread.start()
+    try:
+        yield hold
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _retry(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
+    """Ask a dead trial's z again, once per trial it descends from."""
+    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.user_attrs.get(RETRY_OF, trial.number)})
+
+
+def snapshot_study(storage: str, name: str, path: Path) -> None:
+    """Copy the study from a shared database to a SQLite file (what dvc.yaml tracks), whole."""
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=f"sqlite:///{partial}")
+    partial.replace(path)
 
 
 def n_complete(study: optuna.Study) -> int:
@@ -39,6 +109,11 @@ def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list
         z.append([trial.suggest_float(f"z{i:02d}", -1.0, 1.0) for i in range(dim)])
         trials.append(trial)
     return trials, z
+
+
+def trial_seed(trial: optuna.Trial, seed: int) -> int:
+    """A seed of the trial's own (the one it retries, for a retry), never of the process's history."""
+    return seed * 1_000_003 + trial.user_attrs.get(RETRY_OF, trial.number)
 
 
 def known_evaluations(study: optuna.Study) -> dict[str, Evaluation]:
@@ -63,7 +138,22 @@ def fail_and_retry(study: optuna.Study, trial: optuna.Trial) -> None:
     for the calls that failed."""
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     if RETRY_OF not in trial.user_attrs:
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+        _retry(study, trial)
+
+
+def settle(
+    study: optuna.Study, trials: list[optuna.Trial], instructions: list[str], known: dict[str, Evaluation],
+    unpaid: list[str],
+) -> None:
+    """Close a scored batch: a trial whose instruction has a score is told it; one the budget
+    left ``unpaid`` is failed; one whose calls failed is failed and asked again once."""
+    for trial, instruction in zip(trials, instructions, strict=True):
+        if instruction in known:
+            tell(study, trial, known[instruction])
+        elif instruction in unpaid:
+            fail(study, [trial])
+        else:
+            fail_and_retry(study, trial)
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+EXPERIMENT_KIND = "mlflow.experimentKind"  # read by the MLflow UI
+
+
 @task
 def start_run(
     tracking_uri: str, artifact_root: Path | None, experiment: str, run_name: str, params: Mapping[str, Any],
@@ -41,22 +45,38 @@ def start_run(
     experiment_id = found.experiment_id if found else client.create_experiment(
         experiment, artifact_location=artifact_root.resolve().as_uri() if artifact_root else None
     )
+    # The UI then opens on the runs table (it takes an untagged experiment for a GenAI one: traces).
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND, "custom_model_development")
     run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flatten(params).items()])
     return run.info.run_id
 
 
+@contextmanager
+def failed_on_error(tracking_uri: str, run_id: str) -> Iterator[None]:
+    """Close the run FAILED (KILLED on Ctrl-C), the error as its ``error`` tag, when the body
+    raises; a re-run reopens it (``start_run``) and resumes."""
+    try:
+        yield
+    except BaseException as err:
+        client = MlflowClient(tracking_uri)
+        client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
+        client.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+
+
 @task
 def log_trials(tracking_uri: str, run_id: str, trials: Iterable[Mapping[str, Any]]) -> None:
-    """Per-trial metrics (step = trial number) and each trial's record as an artifact."""
+    """Per-trial metrics (step = the Optuna trial number, whatever order trials finish in) and
+    each trial's record as an artifact."""
     client = MlflowClient(tracking_uri)
     metrics, records = [], list(trials)
     for t in records:
         for key in ("val_score", "best_val_score"):
-            metrics.append(Metric(key, t[key], 0, t["trial"]))
+            metrics.append(Metric(key, t[key], 0, t["number"]))
     client.log_batch(run_id, metrics=metrics)
     for t in records:
-        client.log_dict(run_id, dict(t), f"trials/trial_{t['trial']:04d}.json")
+        client.log_dict(run_id, dict(t), f"trials/trial_{t['number']:04d}.json")
 
 
 @task

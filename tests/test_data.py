@@ -12,6 +12,7 @@ from components.data import (
     parse_pairs,
     read_text,
     split_task,
+    task_digest,
 )
 from components.errors import TaskDataError
 
@@ -42,8 +43,27 @@ def test_a_small_task_validates_on_what_is_left_and_a_tiny_one_names_the_task():
     assert (len(small.exemplars), len(small.validation), len(small.test)) == (5, 11, 1)
     with_test = split_task(_task(12, test=30), 5, 20, 100, seed=0)
     assert (len(with_test.validation), len(with_test.test)) == (7, 30)
-    with pytest.raises(TaskDataError, match=r"task 't': 6 examples, need at least 7"):
+    with pytest.raises(TaskDataError, match=r"task 't': 6 distinct examples, need at least 7"):
         split_task(_task(6), 5, 20, 100, seed=0)
+
+
+def test_duplicates_count_once_and_the_test_set_never_overlaps():
+    rows = tuple(Example(f"in{i % 30}", (f"out{i % 30}",)) for i in range(60)) + (Example("in0", ("other",)),)
+    split = split_task(TaskData("t", rows), 5, 10, 100, seed=0)
+    inputs = [e.input for e in split.exemplars + split.validation + split.test]
+    assert len(inputs) == len(set(inputs)) == 30 and split.n_duplicates == 31
+    merged = next(e for e in split.exemplars + split.validation + split.test if e.input == "in0")
+    assert merged.outputs == ("out0", "other")  # a repeated input keeps every answer
+    shared = TaskData("t", _task(30).pool, _task(30).pool[:20] + (Example("new", ("x",)),))
+    split = split_task(shared, 5, 10, 100, seed=0)
+    assert {e.input for e in split.test}.isdisjoint(e.input for e in split.exemplars + split.validation)
+    assert "new" in {e.input for e in split.test}
+
+
+def test_task_digest_follows_the_content():
+    assert task_digest(_task(10)) == task_digest(_task(10))
+    assert task_digest(_task(10)) != task_digest(_task(11))
+    assert task_digest(_task(10)) != task_digest(_task(10, test=1))
 
 
 def test_instruction_induction_sentiment_from_shared_data():

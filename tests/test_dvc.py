@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.prefect_api import shared_api
 from tests.conftest import ROOT, small_params
 
 pytestmark = pytest.mark.slow
@@ -59,3 +60,30 @@ def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_p
     plots = json.loads(_run("dvc", "plots", "show", "--json", cwd=clone))["data"]
     points = plots["plots/convergence.json"][0]["content"]["data"]["values"]
     assert [p["trial"] for p in points] == [1, 2, 3, 4] and all("best_val_score" in p for p in points)
+
+
+def test_a_changed_task_file_reruns_prepare_and_an_unchanged_one_does_not(tmp_path, monkeypatch):
+    clone = tmp_path / "repo"
+    _run("git", "clone", "--quiet", str(ROOT), str(clone), cwd=tmp_path)
+    rows = "".join(json.dumps({"input": f"word{i}", "output": f"w{i}"}) + "\n" for i in range(40))
+    (clone / "task.jsonl").write_text(rows)
+    params = small_params(data={"source": "pairs", "task": "mine", "location": "task.jsonl"})
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run("git", "add", "task.jsonl", "params.yaml", cwd=clone)
+    _run("git", "commit", "--quiet", "-m", "my task", cwd=clone)
+
+    def splits() -> str:
+        return "".join((clone / "data/prepared" / f"{name}.jsonl").read_text()
+                       for name in ("exemplars", "validation", "test"))
+
+    with shared_api() as url:  # one Prefect server for the three repros
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        out = _run("dvc", "repro", "prepare", cwd=clone)
+        assert "Running stage 'prepare'" in out and "git add" not in out  # core.autostage: no advice to add files
+        first, lock = splits(), (clone / "dvc.lock").read_text()
+        with (clone / "task.jsonl").open("a") as f:
+            f.write(json.dumps({"input": "word40", "output": "w40"}) + "\n")
+        assert "Running stage 'prepare'" in _run("dvc", "repro", "prepare", cwd=clone)
+        assert splits() != first and "word40" in splits()
+        assert (clone / "dvc.lock").read_text() != lock  # the data's hash is recorded
+        assert "Stage 'prepare' didn't change, skipping" in _run("dvc", "repro", "prepare", cwd=clone)

@@ -85,8 +85,11 @@ def test_failed_calls_fail_their_trial_which_is_asked_again(workdir, prefect_har
         with pytest.raises(BlackBoxError, match="test calls that failed after 0 retries"):
             evaluate_test()
         assert not (workdir / "metrics/test.json").exists()
+        failed_run = MlflowClient(tracking_uri()).get_run(run["mlflow_run_id"])
+        assert failed_run.info.status == "FAILED" and "test calls that failed" in failed_run.data.tags["error"]
         sent = len(server.requests)
         server.faults.clear()
         result = evaluate_test()  # run again: only the failed calls are sent
     assert (workdir / "metrics/test.json").exists() and result["n_test"] == 6
+    assert MlflowClient(tracking_uri()).get_run(run["mlflow_run_id"]).info.status == "FINISHED"
     assert 0 < len(server.requests) - sent < 6 * len({c["instruction"] for c in result["top"]} | {""})

@@ -46,3 +46,19 @@ def test_the_soft_prompt_goes_where_asked(embedded_model, position):
         assert "Pairs:" in before and before.endswith("<|im_start|>assistant\n") and after == "The instruction is"
     with pytest.raises(ValueError, match="position must be one of"):
         build_prompt(tokenizer, "{exemplars}", [], "", "middle")
+
+
+def test_the_generator_runs_in_bfloat16_and_batches_split_without_changing_answers(embedded_model):
+    import torch
+
+    from components.generator import generate_texts, load_generator, resolve_device
+    from components.projection import make_projection
+
+    assert resolve_device("cpu", "auto") == ("cpu", torch.float32)
+    model, tokenizer = load_generator(str(embedded_model), device="cpu", dtype="bfloat16")
+    assert model.dtype == torch.bfloat16 and model.device.type == "cpu"
+    prompt = build_prompt(tokenizer, "Pairs:\n{exemplars}\nThe instruction?", [Example("cat", ("c",))], "It is to")
+    soft = make_projection(4, 2, model.config.hidden_size, 0.05, 1.0, 0).soft_prompts(torch.rand(3, 4) * 2 - 1)
+    whole = generate_texts(model, tokenizer, prompt, soft, 8, "It is to")
+    assert len(whole) == 3 and all(t.startswith("It is to") and len(t) > len("It is to ") for t in whole)
+    assert generate_texts(model, tokenizer, prompt, soft, 8, "It is to", max_batch=1) == whole

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from components.errors import ConfigError
-from components.params import parse_params
+from components.params import apply_overrides, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,3 +51,11 @@ def test_unknown_section_and_remote_without_model():
     raw["data"]["source"] = "pairs"
     with pytest.raises(ConfigError, match="data.location is required"):
         parse_params(raw, "p.yaml")
+
+
+def test_command_line_values_read_as_yaml_unless_they_are_text():
+    got = apply_overrides({"generator": {}}, {"generator.response_prefix": "Instruction: ", "bo.sampler": "[tpe",
+                                              "bo.n_trials": "8", "budget.prices": "{m: [1, 2]}"})
+    assert got["generator"]["response_prefix"] == "Instruction: " and got["bo"]["sampler"] == "[tpe"
+    assert got["bo"]["n_trials"] == 8 and got["budget"]["prices"] == {"m": [1, 2]}
+    assert apply_overrides(None, {"bo.n_trials": "8"}) is None  # parse_params names a file that is not a mapping

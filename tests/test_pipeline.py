@@ -56,9 +56,11 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     client = MlflowClient(tracking_uri())
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
     assert run.data.params["bo.sampler"] == "instructzero" and run.data.params["data.task"] == "first_letter"
     assert run.data.tags["data_version"] and "test_score" in run.data.metrics
-    assert [m.step for m in client.get_metric_history(run_id, "val_score")] == [1, 2, 3, 4]
+    assert [m.step for m in client.get_metric_history(run_id, "val_score")] == [t.number for t in complete]
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"best_instruction.txt", "convergence.png", "trials", "candidates.json"} <= artifacts
     assert len(client.list_artifacts(run_id, "trials")) == 4

@@ -1,0 +1,29 @@
+"""Stage `source`: the task data's content hash, so that `dvc repro` re-runs `prepare` when the
+data changes. DVC runs it on every repro (always_changed): a user's file, folder or URL can
+change outside DVC; an unchanged hash leaves `prepare` and everything after it skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.data import task_digest
+from flows.settings import PARAMS, SOURCE, load_params
+from tasks.data import load_task
+from tasks.files import write_json
+
+
+def record_source(params_path: Path = PARAMS) -> dict:
+    """Read the task as `prepare` will and write where it came from and its hash to data/source.json."""
+    params = load_params(params_path).data
+    data = load_task.fn(params)
+    record = {"source": params.source, "task": params.task, "location": params.location,
+              "pool": len(data.pool), "test": len(data.test), "sha256": task_digest(data)}
+    write_json(SOURCE, record)
+    return record
+
+
+if __name__ == "__main__":
+    from flows.preflight import stage_main
+
+    stage_main(record_source)

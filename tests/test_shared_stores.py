@@ -1,0 +1,66 @@
+"""A shared database (PostgreSQL) for the study and the response cache: several caches on one
+database share answers (insert-if-absent), and a pipeline run keeps its study there, with the
+SQLite copy that dvc.yaml tracks."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import yaml
+
+from components.blackbox import ResponseCache
+from flows.evaluate import evaluate_test
+from flows.optimize import optimize
+from flows.prepare import prepare
+from flows.settings import DATABASE_URL
+from tests.conftest import small_params
+from tests.openai_stub import stub_server
+
+SECRET = "pg-pw-DO-NOT-STORE-7171"
+
+
+def test_two_workers_caches_on_one_database_share_answers(postgres_url):
+    first, second = ResponseCache(postgres_url), ResponseCache(postgres_url)
+    try:
+        key = ResponseCache.key("http://h/v1", "m", "prompt", {"t": 0})
+        assert first.get(key) is None
+        first.put(key, "answer")
+        second.put(key, "a later answer")  # already there: the first one stays
+        assert second.get(key) == "answer" and first.get(key) == "answer"
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.slow
+def test_a_run_keeps_its_study_and_answers_in_the_database_and_never_its_password(
+        workdir, prefect_harness, postgres_url, monkeypatch, capfd):
+    url = postgres_url.replace("postgres@", f"postgres:{SECRET}@")  # trust auth: any password connects
+    monkeypatch.setenv(DATABASE_URL, url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with stub_server(lambda prompt: "f") as server:
+        (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
+            blackbox={"base_url": server.base_url, "model": "stub"})))
+        prepare()
+        optimize()
+        result = evaluate_test()
+    study_name = json.loads((workdir / "outputs/run.json").read_text())["study"]
+    shared = optuna.load_study(study_name=study_name, storage=url)
+    copy = optuna.load_study(study_name=study_name, storage="sqlite:///outputs/optuna.db")
+    assert [t.params for t in copy.trials] == [t.params for t in shared.trials] and len(shared.trials) >= 4
+    assert not (workdir / "outputs/responses.db").exists()  # the answers went to the database
+    cache = ResponseCache(postgres_url)
+    try:
+        prompts = {r["messages"][0]["content"] for r in server.requests}
+        assert all(cache.get(ResponseCache.key(server.base_url, "stub", p, {"temperature": 0.0, "max_tokens": 32}))
+                   for p in prompts)
+    finally:
+        cache.close()
+    assert result["n_test"] == 6
+    out, err = capfd.readouterr()
+    assert SECRET not in out + err
+    for path in workdir.rglob("*"):  # outputs, metrics, MLflow's database and artifacts
+        if path.is_file() and not path.is_symlink():
+            assert SECRET.encode() not in path.read_bytes(), path
