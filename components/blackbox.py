@@ -143,10 +143,11 @@ class BlackBox:
         (the cached ones first). Raises BlackBoxError if no call got through."""
         keys = [ResponseCache.key(self.cache_url or self.base_url, self.model, p, self._params) for p in prompts]
         answers: dict[str, str | None] = {k: self.cache.get(k) for k in set(keys)}
-        self.stats.cache_hits += sum(answers[k] is not None for k in keys)
+        hits = sum(answers[k] is not None for k in keys)
+        self.stats.cache_hits += hits
         missing = {k: p for k, p in zip(keys, prompts, strict=True) if answers[k] is None}
         if progress is not None:
-            progress(len(keys) - sum(1 for k in keys if k in missing))
+            progress(hits)
         if missing:
             fetched = asyncio.run(self._fetch(missing, progress))
             if all(text is None for text in fetched.values()):

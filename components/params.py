@@ -92,7 +92,8 @@ class BlackBoxParams(_Section):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and (urlparse(value).scheme not in ("http", "https") or not urlparse(value).netloc):
+        url = urlparse(value) if value is not None else None
+        if url is not None and (url.scheme not in ("http", "https") or not url.netloc):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value
 
