@@ -1,11 +1,12 @@
 """Do different z give different, usable instructions? (chooses the generator's defaults)
 
 For each setting of the grid (soft-prompt position x projection scale x soft tokens x prompt x
-max_new_tokens) and each task: n random z in [-1, 1]^d -> instructions. Reports the distinct
-instructions per n z, the share of them that are usable (non-empty, at least three words, not a
-copy of an exemplar, a whole sentence rather than one cut off by max_new_tokens) and, with
---score, the best and mean validation score of the distinct ones on the local model server
-(the paper's metric), next to the empty instruction. Results are saved after every setting
+max_new_tokens x temperature: 0 greedy, else sampled with noise fixed per run) and each task: n
+random z in [-1, 1]^d -> instructions. Reports the distinct instructions per n z, the share of
+them that are usable (non-empty, at least three words, not a copy of an exemplar, a whole
+sentence rather than one cut off by max_new_tokens) and, with --score, the best and mean
+validation score of the distinct ones on the local model server (the paper's metric), next to
+the empty instruction. Results are saved after every setting
 (benchmarks/results/generator_diversity.{json,md}); run again, it skips what is saved.
 
     .venv/bin/python -m benchmarks.generator_diversity --positions start user reply --scales 1 10 30 \\
@@ -38,6 +39,8 @@ from flows.settings import EMBEDDED_MODEL, load_params
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TASKS = ["sentiment", "negation", "antonyms", "first_word_letter", "singular_to_plural", "larger_animal"]
+KEYS = ("position", "scale", "tokens", "prompt", "max_new_tokens", "temperature")
+DEFAULTS = {"temperature": 0.0}  # rows saved before a key existed ran at this value
 PROMPTS = {
     "params": None,  # generator.prompt / response_prefix from params.yaml
     "ape": ("I gave a friend an instruction and five inputs. The friend read the instruction and "
@@ -65,7 +68,8 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
         split = split_task(load(task), 5, n_val, 1, 0)
         prompt = build_prompt(tokenizer, template, split.exemplars, prefix, setting["position"])
         start = time.perf_counter()
-        raws = generate_texts(model, tokenizer, prompt, projection.soft_prompts(z), setting["max_new_tokens"], prefix)
+        raws = generate_texts(model, tokenizer, prompt, projection.soft_prompts(z), setting["max_new_tokens"], prefix,
+                              temperature=setting["temperature"])
         seconds = time.perf_counter() - start
         first_raw = {}
         for raw in raws:
@@ -83,7 +87,8 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
                        empty=round(empty.mean if empty else 0.0, 3), example=best.instruction)
         rows.append(row)
         print(f"{setting['position']:5s} scale {setting['scale']:5.1f} tokens {setting['tokens']:2d} "
-              f"{setting['prompt']:6s} max {setting['max_new_tokens']:3d} {task:20s} distinct {len(distinct):2d}/{n} "
+              f"{setting['prompt']:6s} max {setting['max_new_tokens']:3d} T {setting['temperature']:.1f} {task:20s} "
+              f"distinct {len(distinct):2d}/{n} "
               f"usable {row['usable']:.2f}" + (f" best {row['best']:.2f} mean {row['mean']:.2f} empty "
                                                f"{row['empty']:.2f}" if 'best' in row else "")
               + f" {seconds:5.1f}s {row['example'][:60]!r}", flush=True)
@@ -98,6 +103,8 @@ def main() -> None:
     parser.add_argument("--tokens", nargs="+", type=int, default=[5], help="soft tokens")
     parser.add_argument("--prompts", nargs="+", default=["params"], choices=list(PROMPTS))
     parser.add_argument("--max-new-tokens", nargs="+", type=int, default=[32])
+    parser.add_argument("--temperatures", nargs="+", type=float, default=[0.0],
+                        help="0: greedy; else sampled with the Gumbel noise fixed per run (seed 0)")
     parser.add_argument("--n", type=int, default=32, help="random z per setting and task")
     parser.add_argument("--score", action="store_true", help="score the distinct instructions (local server)")
     parser.add_argument("--n-val", type=int, default=20, help="validation examples scored")
@@ -111,9 +118,9 @@ def main() -> None:
     model, tokenizer = load_generator(str(ROOT / EMBEDDED_MODEL))
     path = RESULTS / f"{args.out}.json"
     rows: list[dict] = json.loads(path.read_text()) if path.exists() else []
-    grid = [dict(zip(("position", "scale", "tokens", "prompt", "max_new_tokens"), values, strict=True))
+    grid = [dict(zip(KEYS, values, strict=True))
             for values in itertools.product(args.positions, args.scales, args.tokens, args.prompts,
-                                            args.max_new_tokens)]
+                                            args.max_new_tokens, args.temperatures)]
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         blackbox = None
         if args.score:
@@ -124,11 +131,11 @@ def main() -> None:
             blackbox = BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
                                 cache=ResponseCache(Path(tmp) / "cache.db"), max_tokens=bb.max_tokens)
         for setting in grid:
-            done = {r["task"] for r in rows if all(r.get(k) == v for k, v in setting.items())
+            done = {r["task"] for r in rows if _matches(r, setting)
                     and r["n"] == args.n and (r.get("n_val") == args.n_val and "best" in r or not args.score)}
             todo = [t for t in args.tasks if t not in done]
             if todo:
-                rows = [r for r in rows if not (all(r.get(k) == v for k, v in setting.items()) and r["task"] in todo)]
+                rows = [r for r in rows if not (_matches(r, setting) and r["task"] in todo)]
                 rows += run_setting(setting, todo, args.n, model, tokenizer, params, blackbox, args.n_val, args.metric)
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(rows, indent=1) + "\n")
@@ -136,15 +143,22 @@ def main() -> None:
     print(markdown(rows))
 
 
+def _value(row: dict, key: str) -> object:
+    return row.get(key, DEFAULTS.get(key))
+
+
+def _matches(row: dict, setting: dict) -> bool:
+    return all(_value(row, k) == v for k, v in setting.items())
+
+
 def markdown(rows: list[dict]) -> str:
     """One line per setting: distinct (min over tasks and mean), usable share, scores."""
-    keys = ("position", "scale", "tokens", "prompt", "max_new_tokens")
-    settings = list(dict.fromkeys(tuple(r[k] for k in keys) for r in rows))
-    lines = ["| position | scale | soft tokens | prompt | max_new_tokens | tasks | distinct of n (min / mean) | "
-             "usable share (mean) | best val (mean over tasks) | mean val | empty val |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    settings = list(dict.fromkeys(tuple(_value(r, k) for k in KEYS) for r in rows))
+    lines = ["| position | scale | soft tokens | prompt | max_new_tokens | temperature | tasks | "
+             "distinct of n (min / mean) | usable share (mean) | best val (mean over tasks) | mean val | empty val |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in settings:
-        rs = [r for r in rows if tuple(r[k] for k in keys) == s]
+        rs = [r for r in rows if tuple(_value(r, k) for k in KEYS) == s]
         scored = [r for r in rs if "best" in r]
 
         def avg(key: str, rs: list[dict] = scored) -> str:

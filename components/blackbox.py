@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +104,9 @@ class CallStats:
     def from_dict(cls, data: dict[str, int]) -> CallStats:
         return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
 
+    def __add__(self, other: CallStats) -> CallStats:
+        return CallStats(**{k: getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__})
+
 
 @dataclass
 class BlackBox:
@@ -129,6 +132,7 @@ class BlackBox:
     backoff: float = 1.0
     cache_url: str = ""
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    shared_limit: Callable[[], Awaitable[object]] | None = None  # awaited before each request (all processes' limit)
     stats: CallStats = field(default_factory=CallStats)
     last_error: str = ""
 
@@ -180,6 +184,8 @@ class BlackBox:
         tokens = len(prompt) // CHARS_PER_TOKEN + self.max_tokens
         for attempt in range(self.max_retries + 1):
             await asyncio.sleep(self.limiter.reserve(tokens))
+            if self.shared_limit is not None:
+                await self.shared_limit()
             try:
                 return self._answer(await client.chat.completions.create(
                     model=self.model, messages=[{"role": "user", "content": prompt}],

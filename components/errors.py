@@ -21,3 +21,7 @@ class BudgetError(InstructZeroError, RuntimeError):
 
 class BlackBoxError(InstructZeroError, RuntimeError):
     """The black-box endpoint cannot be used (unreachable, unknown model, missing key)."""
+
+
+class WorkerError(InstructZeroError, RuntimeError):
+    """The flow runs an optimisation was fanned out to all failed."""

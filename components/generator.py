@@ -11,6 +11,8 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -117,6 +119,26 @@ def build_prompt(
     return GenerationPrompt(encode(prefix), encode(suffix + response_prefix))
 
 
+class GumbelNoise(LogitsProcessor):
+    """Sampling at ``temperature`` as greedy decoding of ``logits / temperature + g``, with the
+    Gumbel noise ``g`` fixed by ``seed`` per step and shared by every row of a batch: the same
+    soft prompt and seed always give the same reply, whatever else is in its batch, and nearby
+    soft prompts tend to draw the same tokens (common random numbers)."""
+
+    def __init__(self, temperature: float, seed: int, max_new_tokens: int) -> None:
+        self.temperature, self.seed, self.max_new_tokens = temperature, seed, max_new_tokens
+        self._noise: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._noise is None or self._noise.shape[1] != scores.shape[-1]:
+            seeded = torch.Generator().manual_seed(self.seed)
+            uniform = torch.rand(self.max_new_tokens, scores.shape[-1], generator=seeded)
+            self._noise = -torch.log(-torch.log(uniform.clamp(1e-20, 1 - 1e-7)))  # steps x vocab
+        step = input_ids.shape[1]  # tokens generated so far (the prompt came as embeddings)
+        noise = self._noise[step].to(scores.device, scores.dtype)
+        return scores / self.temperature + noise  # type: ignore[return-value]
+
+
 @torch.no_grad()
 def generate_texts(
     model: PreTrainedModel,
@@ -126,19 +148,21 @@ def generate_texts(
     max_new_tokens: int,
     response_prefix: str = "",
     temperature: float = 0.0,
+    seed: int = 0,
     max_batch: int = 16,
 ) -> list[str]:
     """The generator's raw replies (``response_prefix`` included; ``clean_instruction`` makes
     instructions of them), one per soft prompt (``b x n_tokens x hidden``), in batches of at
-    most ``max_batch`` (memory): greedy, or sampled when ``temperature`` > 0. ``n_tokens`` may
-    be 0 (no soft prompt)."""
+    most ``max_batch`` (memory): greedy, or, when ``temperature`` > 0, sampled with the noise
+    fixed by ``seed`` (:class:`GumbelNoise`). ``n_tokens`` may be 0 (no soft prompt)."""
     return [text for chunk in soft_prompts.split(max_batch)
-            for text in _generate_batch(model, tokenizer, prompt, chunk, max_new_tokens, response_prefix, temperature)]
+            for text in _generate_batch(model, tokenizer, prompt, chunk, max_new_tokens, response_prefix,
+                                        temperature, seed)]
 
 
 def _generate_batch(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
-    soft_prompts: torch.Tensor, max_new_tokens: int, response_prefix: str, temperature: float,
+    soft_prompts: torch.Tensor, max_new_tokens: int, response_prefix: str, temperature: float, seed: int,
 ) -> list[str]:
     table = _embeddings(model)
     batch, device = soft_prompts.shape[0], table.weight.device
@@ -150,12 +174,13 @@ def _generate_batch(
         ],
         dim=1,
     )
+    noise = [GumbelNoise(temperature, seed, max_new_tokens)] if temperature > 0 else []
     output = model.generate(  # type: ignore[operator]  # nn.Module.__getattr__ hides GenerationMixin
         inputs_embeds=embeds,
         attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=device),
         max_new_tokens=max_new_tokens,
-        **({"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0
-           else {"do_sample": False}),
+        do_sample=False,
+        logits_processor=LogitsProcessorList(noise),
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     )
     texts = tokenizer.batch_decode(output, skip_special_tokens=True)

@@ -84,6 +84,7 @@ class BlackBoxParams(_Section):
     backoff: float = Field(1.0, gt=0, le=60)  # first retry delay in seconds, doubled each retry
     requests_per_minute: int | None = Field(None, ge=1)  # None: no limit
     tokens_per_minute: int | None = Field(None, ge=1)
+    shared_rate_limit: bool = False  # requests_per_minute over every run on this endpoint (a Prefect limit)
     # The local server's KV cache (continuous batching): bounded, or it takes most of the RAM.
     server_cache_blocks: int = Field(256, ge=8)
     server_block_size: int = Field(32, ge=8)
@@ -105,6 +106,8 @@ class BlackBoxParams(_Section):
             raise ValueError(f"blackbox.server_cache_blocks x server_block_size ({self.server_cache_blocks} x "
                              f"{self.server_block_size}) must hold server_max_batch_tokens "
                              f"({self.server_max_batch_tokens}): the local server's KV cache could not take a batch")
+        if self.shared_rate_limit and self.requests_per_minute is None:
+            raise ValueError("blackbox.shared_rate_limit needs blackbox.requests_per_minute (the shared limit)")
         if self.tokens_per_minute is not None and self.tokens_per_minute < self.max_tokens:
             raise ValueError(f"blackbox.tokens_per_minute ({self.tokens_per_minute}) is below one call's "
                              f"max_tokens ({self.max_tokens}): no call could ever be sent")
@@ -144,6 +147,21 @@ class EvalParams(_Section):
     top_k: int = Field(3, ge=1, le=100)  # best instructions scored on the test set
 
 
+class ScaleParams(_Section):
+    """One optimisation over several Prefect flow runs on a work pool, sharing one study."""
+
+    workers: int = Field(1, ge=1, le=256)  # flow runs scoring at once; >1 needs a shared database
+    work_pool: str = Field("instructzero", min_length=1, pattern=r"^[\w.-]+$")  # a process work pool
+    heartbeat: int = Field(30, ge=1, le=3600)  # seconds between a live trial's heartbeats
+    grace: int = Field(120, ge=2, le=86400)  # a trial silent this long is failed and asked again
+
+    @model_validator(mode="after")
+    def _check(self) -> ScaleParams:
+        if self.grace <= self.heartbeat:
+            raise ValueError(f"scale.grace ({self.grace}) must be longer than scale.heartbeat ({self.heartbeat})")
+        return self
+
+
 class TrackingParams(_Section):
     experiment: str = Field("instructzero", min_length=1, pattern=r"\S")
 
@@ -156,6 +174,7 @@ class Params(_Section):
     bo: BOParams = BOParams()
     budget: BudgetParams = BudgetParams()
     eval: EvalParams = EvalParams()
+    scale: ScaleParams = ScaleParams()
     tracking: TrackingParams = TrackingParams()
 
     @model_validator(mode="after")

@@ -28,6 +28,11 @@ def input_problems(params: Params, env: Mapping[str, str], convertible: Path) ->
     elif not env.get("OPENAI_API_KEY"):
         problems.append(f"blackbox.base_url is {params.blackbox.base_url!r} but the environment variable "
                         "OPENAI_API_KEY (the endpoint's key) is not set")
+    if params.scale.workers > 1:
+        problems += [f"scale.workers is {params.scale.workers}: {need} is not set ({why})"
+                     for need, why in (("INSTRUCTZERO_DATABASE_URL", "the workers share the study in a database"),
+                                       ("PREFECT_API_URL", "the workers take their runs from a Prefect server"))
+                     if not env.get(need)]
     return [p for p in problems if p]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +31,13 @@ class Projection:
         return flat.view(-1, self.n_tokens, self.hidden_size)
 
     def save(self, path: Path) -> None:
+        """Written whole or not at all (several workers may save the same projection at once)."""
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
         torch.save(
             {"matrix": self.matrix, "n_tokens": self.n_tokens, "hidden_size": self.hidden_size, "seed": self.seed},
-            path,
+            partial,
         )
+        partial.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> Projection:

@@ -1,4 +1,4 @@
-"""The command line: python -m flows {run,evaluate,revalidate,dry-run,tasks,deploy,serve} [--help]."""
+"""The command line: python -m flows {run,sweep,evaluate,revalidate,dry-run,tasks,deploy,serve} [--help]."""
 
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ def parser() -> argparse.ArgumentParser:
     overrides(run, "override a parameter, e.g. --set data.task=parity --set bo.n_trials=20; the run then happens "
                    "in its own workspace (runs/<task> unless --workspace)")
     run.add_argument("--workspace", type=Path, help="directory for this run's params, outputs and study")
+    sweep = command("sweep", "Run the pipeline for every task x black-box model x seed as flow runs on the work pool "
+                    "(scale.work_pool; needs PREFECT_API_URL and workers), each in sweeps/NAME/TASK-MODEL-SEED/, "
+                    "and summarise the grid in sweeps/NAME/summary.md.")
+    sweep.add_argument("--tasks", nargs="+", required=True, help="task names (of data.source)")
+    sweep.add_argument("--models", nargs="+", help="black-box models (default: blackbox.model)")
+    sweep.add_argument("--seeds", nargs="+", type=int, default=[0], help="default: 0")
+    sweep.add_argument("--name", default="sweep", help="the sweep's folder and MLflow experiment suffix")
+    overrides(sweep, "override a parameter for every run, as for run")
     command("evaluate", "Score the last run's best instructions (outputs/candidates.json) on the test set again.")
     reval = command("revalidate", "Re-score every task's production instruction (MLflow Prompt Registry) on its "
                     "test set with today's black box; log the drift and flag drops (exit code 3).")
@@ -122,6 +130,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         pipeline(args.params, overrides, args.workspace)
         here = overrides is None and args.workspace is None
         print(report(Path(".") if here else workspace_dir(params, args.workspace)))
+    elif args.command == "sweep":
+        from flows.sweep import plan_sweep, sweep
+
+        plan_sweep(args.tasks, args.seeds, args.models, args.name, args.params, dict(args.overrides) or None)
+        rows = sweep(args.tasks, args.seeds, args.models, args.name, args.params, dict(args.overrides) or None)
+        return OK if all(r["test"] is not None for r in rows) else FAILED
     elif args.command == "evaluate":
         from flows.evaluate import evaluate_test, require_run_outputs
 

@@ -1,21 +1,29 @@
-"""Stage `optimize`: projection setup -> generator loading -> the BO loop over z.
+"""Stage `optimize`: the BO loop over z, in this process or over `scale.workers` flow runs.
 
 Each trial: z -> soft prompt -> instruction (generator) -> zero-shot validation score (black
-box). The study lives in SQLite and the black box's answers in a response cache, so a killed
-run started again resumes without paying twice.
+box). The study lives in SQLite (or a shared database) and the black box's answers in a response
+cache, so a killed run started again resumes without paying twice. With ``scale.workers`` > 1
+the loop runs in that many `optimize-worker` flow runs on the work pool, all on one study; this
+flow waits for them and writes the same outputs as one process would.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 from tqdm import tqdm
 
-from components.blackbox import CallStats
+from components.blackbox import Evaluation
 from components.budget import Budget
 from components.errors import BudgetError
+from components.params import Params
 from flows.settings import (
     CANDIDATES,
     METRICS,
@@ -48,29 +56,30 @@ from tasks.study import (
     heartbeats,
     known_evaluations,
     n_complete,
+    n_running,
     open_study,
+    record_spending,
     settle,
     snapshot_study,
+    spent,
+    spent_by_all,
     trial_records,
+    trim,
 )
 from tasks.tracking import convergence_plot, failed_on_error, log_results, log_table, log_trials, start_run
+from tasks.workers import run_flows
 
-RUN_ID_ATTR, USAGE_ATTR = "mlflow_run_id", "blackbox_usage"
+RUN_ID_ATTR, BUDGET_ATTR = "mlflow_run_id", "stopped_by_budget"
+IN_PROCESS = "main"  # the worker name of a run in one process
+WORKER_ENTRYPOINT = "flows.optimize.optimize_worker"
 
 
 @flow(name="optimize-instruction")
 def optimize(params_path: Path = PARAMS) -> None:
     params = load_params(params_path)
-    logger = get_run_logger()
-    split, metric = read_split(PREPARED)
-    model, tokenizer = load_generator(params.generator)
-    projection = setup_projection(params.projection, model, PROJECTION)
-    prompt = make_prompt(tokenizer, params.generator, split.exemplars)
-    propose = proposer(params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed)
-
+    split, _ = read_split(PREPARED)
     name = study_name(params)
-    study = open_study(study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed,
-                       shared=database_url() is not None)
+    study = _open_study(params, name)
     run_id = start_run(
         tracking_uri(), artifact_root(), params.tracking.experiment, name, params.model_dump(),
         tags={"task": params.data.task, "optimizer": params.bo.sampler, "data_version": split_digest(PREPARED),
@@ -78,85 +87,166 @@ def optimize(params_path: Path = PARAMS) -> None:
         run_id=study.user_attrs.get(RUN_ID_ATTR),
     )
     study.set_user_attr(RUN_ID_ATTR, run_id)
+    study.set_user_attr(BUDGET_ATTR, False)  # a raised budget continues the study
     with failed_on_error(tracking_uri(), run_id):
-        known = known_evaluations(study)
-        clock = Stopwatch()
-        budget = Budget(params.budget.max_calls, params.budget.max_tokens, params.budget.max_cost,
-                        blackbox_price(params) or (0.0, 0.0))
-        stopped_by_budget = False
-        api_key = os.environ.get("OPENAI_API_KEY")
-        with (
-            open_blackbox(params.blackbox, api_key, local_model(params), response_store(), SERVER_LOG) as blackbox,
-            tqdm(total=params.bo.n_instructions, initial=min(len(known), params.bo.n_instructions), unit="instruction",
-                 desc=params.data.task, disable=None, leave=False) as progress,  # a bar on a terminal only
-            heartbeats(study) as hold,
-        ):
-            blackbox.stats = CallStats.from_dict(study.user_attrs.get(USAGE_ATTR, {}))  # this study's spending so far
-            logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
-                        name, len(known), params.bo.n_instructions, n_complete(study), blackbox.model)
-            # The budget is distinct instructions: a z that repeats a scored one is told its score
-            # for free and the loop asks again; trials are only a safety cap.
-            while len(known) < params.bo.n_instructions and (done := n_complete(study)) < params.bo.n_trials:
-                with clock("bo"):
-                    n = min(params.bo.batch_size, params.bo.n_instructions - len(known), params.bo.n_trials - done)
-                    trials, z = ask(study, n, projection.intrinsic_dim)
-                    hold(trials)  # alive while generated and scored (a shared study's heartbeat)
-                with clock("generator"):
-                    instructions = propose(trials, z)
-                new = list(dict.fromkeys(v for v in instructions if v not in known))
-                fits = budget.affordable(blackbox.stats, len(split.validation), len(new))
-                if fits < len(new):  # score what fits, then stop
-                    stopped_by_budget = True
-                    logger.warning("budget reached after %d black-box calls: scoring %d of %d new instructions, then "
-                                   "stopping with the best so far", blackbox.stats.calls, fits, len(new))
-                with clock("blackbox"):
-                    evaluations = evaluate(blackbox, new[:fits], split.validation, metric) if fits else []
-                known.update((e.instruction, e) for e in evaluations if e is not None)
-                study.set_user_attr(USAGE_ATTR, blackbox.stats.as_dict())
-                settle(study, trials, instructions, known, unpaid=new[fits:])
-                if None in evaluations:
-                    logger.warning("%d instructions had black-box calls that failed after %d retries (%s): their "
-                                   "trials are failed and asked again once", evaluations.count(None),
-                                   params.blackbox.max_retries, blackbox.last_error)
-                records = trial_records(study)
-                numbers = {t.number for t in trials}
-                log_trials(tracking_uri(), run_id, [r for r in records if r["number"] in numbers])
-                ranked = best_evaluations(study, 1)  # empty while every trial so far had failed calls
-                best = f"{ranked[0].mean:.3f} {ranked[0].instruction!r}" if ranked else "none yet"
-                progress.update(min(len(known), params.bo.n_instructions) - progress.n)
-                progress.set_postfix(best=best[:5])
-                logger.info("instructions %d/%d (trials %d) | best %s | %d new", len(known), params.bo.n_instructions,
-                            len(records), best, len(evaluations))
-                if stopped_by_budget:
-                    break
+        if params.scale.workers == 1:
+            search(params, study, IN_PROCESS, PROJECTION)
+        else:
+            workers = {f"{name}-worker-{i}": {"params_path": str(params_path.resolve())}
+                       for i in range(params.scale.workers)}
+            run_flows(WORKER_ENTRYPOINT, name, params.scale.work_pool, Path.cwd(), workers,
+                      lambda: f"{len(known_evaluations(study))}/{params.bo.n_instructions} instructions scored",
+                      need_one=True)
+        finish(params, study, run_id, name)
 
-        records = trial_records(study)
-        top = best_evaluations(study)  # every distinct instruction, ranked: evaluate takes its eval.top_k
-        if not top:
-            raise BudgetError(f"the budget ({params.budget.model_dump(exclude={'prices'})}) allowed no trial at all")
-        write_json(TRIALS, records)
-        write_json(CANDIDATES, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)}
-                                for e in top])
-        write_json(PLOTS / "convergence.json",
-                   [{k: r[k] for k in ("trial", "val_score", "best_val_score")} for r in records])
-        summary = {
-            "best_val_score": top[0].mean,
-            "n_trials": len(records),
-            "n_distinct_instructions": len(known),
-            "stopped_by_budget": int(stopped_by_budget),
-            **{f"blackbox_{k}": v for k, v in blackbox.stats.as_dict().items()},
-            **{f"seconds_{k}": round(v, 2) for k, v in clock.seconds.items()},
-        }
-        write_json(METRICS / "optimize.json", summary)
-        png = convergence_plot(records, f"{params.data.task}: {params.bo.sampler}", PLOTS / "convergence.png")
-        log_results(tracking_uri(), run_id, summary, files=[png, TRIALS, CANDIDATES])
-        log_table(tracking_uri(), run_id, records, "trial_table.json",
-                  ("trial", "instruction", "val_score", "best_val_score"))
-        if database_url():  # the study lives in a shared database: dvc.yaml tracks a copy
-            snapshot_study(study_storage(), name, STUDY_DB)
-        write_json(RUN_INFO, {"mlflow_run_id": run_id, "study": name})
-        logger.info("best validation score %.3f: %r (%s)", top[0].mean, top[0].instruction,
-                    ", ".join(f"{k} {v:.0f}s" for k, v in clock.seconds.items()))
+
+@flow(name="optimize-worker")
+def optimize_worker(params_path: str) -> None:
+    """One of the ``scale.workers`` flow runs of an optimisation on a shared study (started by
+    `optimize`, in its project directory)."""
+    params = load_params(Path(params_path))
+    search(params, _open_study(params, study_name(params)), str(flow_run.id), PROJECTION)
+
+
+def _open_study(params: Params, name: str) -> optuna.Study:
+    STUDY_DB.parent.mkdir(parents=True, exist_ok=True)  # (a SQLite study's folder)
+    return open_study(study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed,
+                      shared=database_url() is not None, heartbeat=params.scale.heartbeat, grace=params.scale.grace)
+
+
+def search(params: Params, study: optuna.Study, worker: str, projection_path: Path) -> None:
+    """ask -> propose -> score -> settle, batch after batch, until the study holds
+    ``bo.n_instructions`` scored distinct instructions (whoever scored them) or ``bo.n_trials``
+    complete trials, or the budget is spent. While a batch is scored (in the background), the
+    next one is asked (the scored one pending) and generated. A z that repeats a scored
+    instruction is told its score for free; a batch shrinks to what the budget still allows."""
+    logger = get_run_logger()
+    split, metric = read_split(PREPARED)
+    model, tokenizer = load_generator(params.generator)
+    projection = setup_projection(params.projection, model, projection_path)
+    prompt = make_prompt(tokenizer, params.generator, split.exemplars)
+    propose = proposer(params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed)
+    usage, seconds = spent(study, worker)
+    clock = Stopwatch(seconds)
+    budget = Budget(params.budget.max_calls, params.budget.max_tokens, params.budget.max_cost,
+                    blackbox_price(params) or (0.0, 0.0))
+    goal, cap = params.bo.n_instructions, params.bo.n_trials
+    known = known_evaluations(study)
+    with (
+        open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params), response_store(),
+                      SERVER_LOG) as blackbox,
+        tqdm(total=goal, initial=min(len(known), goal), unit="instruction", desc=params.data.task, disable=None,
+             leave=False) as progress,  # a bar on a terminal only
+        heartbeats(study) as hold,
+    ):
+        blackbox.stats = usage
+        logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
+                    study.study_name, len(known), goal, n_complete(study), blackbox.model)
+
+        def start_scoring(trials: list[optuna.Trial], instructions: list[str]) -> Scoring:
+            """Score the batch's unscored instructions in the background, as many as the budget allows."""
+            known = known_evaluations(study)
+            new = list(dict.fromkeys(v for v in instructions if v not in known))
+            used = spent_by_all(study, but=worker)[0] + blackbox.stats
+            fits = budget.affordable(used, len(split.validation), len(new))
+            if fits < len(new):  # score what fits, then stop
+                study.set_user_attr(BUDGET_ATTR, True)
+                logger.warning("budget reached after %d black-box calls: scoring %d of %d new instructions, then "
+                               "stopping with the best so far", used.calls, fits, len(new))
+            future = evaluate.submit(blackbox, new[:fits], split.validation, metric) if fits else None
+            return Scoring(trials, instructions, new, fits, future)
+
+        def settle_scored(batch: Scoring) -> None:
+            """Tell the batch's trials their scores (failed calls: failed and asked again once)."""
+            with clock("blackbox"):  # the wait for the black box that generating did not hide
+                evaluations = batch.future.result() if batch.future is not None else []
+            known = known_evaluations(study)
+            known.update((e.instruction, e) for e in evaluations if e is not None)
+            record_spending(study, worker, blackbox.stats, clock.seconds)
+            settle(study, batch.trials, batch.instructions, known, unpaid=batch.new[batch.fits:])
+            if None in evaluations:
+                logger.warning("%d instructions had black-box calls that failed after %d retries (%s): their "
+                               "trials are failed and asked again once", evaluations.count(None),
+                               params.blackbox.max_retries, blackbox.last_error)
+            numbers = {t.number for t in batch.trials}
+            log_trials(tracking_uri(), study.user_attrs[RUN_ID_ATTR],
+                       [r for r in trial_records(study) if r["number"] in numbers])
+            ranked = best_evaluations(study, 1)  # empty while every trial so far had failed calls
+            best = f"{ranked[0].mean:.3f} {ranked[0].instruction!r}" if ranked else "none yet"
+            progress.update(min(len(known), goal) - progress.n)
+            progress.set_postfix(best=best[:5])
+            logger.info("instructions %d/%d (trials %d) | best %s | %d new", len(known), goal, n_complete(study),
+                        best, len(evaluations))
+
+        scoring: Scoring | None = None
+        while True:
+            asked = None
+            wanted = (len(known := known_evaluations(study)) < goal and (done := n_complete(study)) < cap
+                      and not study.user_attrs.get(BUDGET_ATTR))  # (any worker's) budget spent
+            if wanted and (n := min(params.bo.batch_size, goal - len(known) - (running := n_running(study)),
+                                    cap - done - running)) > 0:
+                with clock("bo"):
+                    trials, z = trim(study, *ask(study, n, projection.intrinsic_dim), cap)
+                hold([*(scoring.trials if scoring else []), *trials])  # alive (a shared study's heartbeat)
+                if trials:
+                    with clock("generator"):
+                        asked = trials, propose(trials, z)
+            elif scoring is None:
+                if not wanted:
+                    break
+                optuna.storages.fail_stale_trials(study)  # other workers hold the rest: wait for them
+                time.sleep(min(params.scale.heartbeat, 2))
+                continue
+            if scoring is not None:
+                settle_scored(scoring)
+                scoring = None
+            if asked is not None:
+                scoring = start_scoring(*asked)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A batch of trials whose new instructions are being scored."""
+
+    trials: list[optuna.Trial]
+    instructions: list[str]  # one per trial
+    new: list[str]  # the distinct ones not scored before
+    fits: int  # how many of ``new`` the budget allows (scored); the rest go unpaid
+    future: PrefectFuture[list[Evaluation | None]] | None
+
+
+def finish(params: Params, study: optuna.Study, run_id: str, name: str) -> None:
+    """The run's outputs from the study, whichever workers filled it: trials, ranked candidates,
+    metrics, the convergence plot, the MLflow summary, and (for a shared study) its SQLite copy."""
+    logger = get_run_logger()
+    records = trial_records(study)
+    top = best_evaluations(study)  # every distinct instruction, ranked: evaluate takes its eval.top_k
+    if not top:
+        raise BudgetError(f"the budget ({params.budget.model_dump(exclude={'prices'})}) allowed no trial at all")
+    usage, seconds = spent_by_all(study)
+    write_json(TRIALS, records)
+    write_json(CANDIDATES, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)}
+                            for e in top])
+    write_json(PLOTS / "convergence.json",
+               [{k: r[k] for k in ("trial", "val_score", "best_val_score")} for r in records])
+    summary = {
+        "best_val_score": top[0].mean,
+        "n_trials": len(records),
+        "n_distinct_instructions": len(known_evaluations(study)),
+        "stopped_by_budget": int(bool(study.user_attrs.get(BUDGET_ATTR))),
+        **{f"blackbox_{k}": v for k, v in usage.as_dict().items()},
+        **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()},
+    }
+    write_json(METRICS / "optimize.json", summary)
+    png = convergence_plot(records, f"{params.data.task}: {params.bo.sampler}", PLOTS / "convergence.png")
+    log_results(tracking_uri(), run_id, summary, files=[png, TRIALS, CANDIDATES])
+    log_table(tracking_uri(), run_id, records, "trial_table.json",
+              ("trial", "instruction", "val_score", "best_val_score"))
+    if database_url():  # the study lives in a shared database: dvc.yaml tracks a copy
+        snapshot_study(study_storage(), name, STUDY_DB)
+    write_json(RUN_INFO, {"mlflow_run_id": run_id, "study": name})
+    logger.info("best validation score %.3f: %r (%s)", top[0].mean, top[0].instruction,
+                ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()))
 
 
 if __name__ == "__main__":

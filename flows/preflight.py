@@ -26,8 +26,11 @@ def preflight(params_path: Path = PARAMS, overrides: Mapping[str, Any] | None = 
         ConfigError: naming the file (and overrides), each bad key and its value.
         TaskDataError: naming the task file, line or field.
     """
+    from prefect.settings import PREFECT_API_URL  # a profile may set it too
+
     params = load_params(params_path, overrides)
-    if problems := input_problems(params, os.environ, EMBEDDED_MODEL):
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value() or ""}
+    if problems := input_problems(params, env, EMBEDDED_MODEL):
         raise ConfigError(f"{source_name(params_path, overrides)}:\n" + "\n".join(f"  {p}" for p in problems))
     if "://" not in (params.data.location or ""):  # a URL is read once, by the prepare step
         data = params.data

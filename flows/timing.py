@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 
 class Stopwatch:
-    def __init__(self) -> None:
-        self.seconds: defaultdict[str, float] = defaultdict(float)
+    def __init__(self, seconds: Mapping[str, float] | None = None) -> None:
+        """``seconds``: time already spent per part (the stopwatch adds to it)."""
+        self.seconds: defaultdict[str, float] = defaultdict(float, seconds or {})
 
     @contextmanager
     def __call__(self, part: str) -> Iterator[None]:

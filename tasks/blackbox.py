@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.concurrency.asyncio import rate_limit
+from prefect.exceptions import ObjectNotFound
 from tqdm import tqdm
 
 from components.blackbox import BlackBox, Evaluation, ResponseCache, evaluate_instructions
@@ -55,12 +61,42 @@ def open_blackbox(
 def _blackbox(
     params: BlackBoxParams, cache_url: str, model: str, key: str, cache: ResponseCache, url: str
 ) -> BlackBox:
+    limiter = RateLimiter(params.requests_per_minute, params.tokens_per_minute)
+    shared = None
+    if params.shared_rate_limit:
+        assert params.requests_per_minute is not None  # checked by BlackBoxParams
+        name = shared_limit_name(cache_url)
+        ensure_rate_limit(name, params.requests_per_minute)
+        limiter = RateLimiter(None, params.tokens_per_minute)  # the shared limit counts the requests
+
+        def shared() -> Awaitable[None]:
+            return rate_limit(name, occupy=1, strict=True)
+
     return BlackBox(
         base_url=url, cache_url=cache_url, model=model, api_key=key, cache=cache,
         concurrency=params.concurrency, max_tokens=params.max_tokens, timeout=params.timeout,
-        max_retries=params.max_retries, backoff=params.backoff,
-        limiter=RateLimiter(params.requests_per_minute, params.tokens_per_minute),
+        max_retries=params.max_retries, backoff=params.backoff, limiter=limiter, shared_limit=shared,
     )
+
+
+def shared_limit_name(endpoint: str) -> str:
+    """The Prefect global concurrency limit of an endpoint: every run calling it shares it."""
+    return f"blackbox-{hashlib.sha256(endpoint.rstrip('/').encode()).hexdigest()[:12]}"
+
+
+def ensure_rate_limit(name: str, requests_per_minute: int) -> None:
+    """The global concurrency limit ``name`` as a rate limit: ``requests_per_minute`` spread over
+    the minute (a slot frees every 60/rpm seconds), at most one second's worth at once."""
+    per_second = requests_per_minute / 60
+    limit = GlobalConcurrencyLimitCreate(name=name, limit=max(1, math.ceil(per_second)),
+                                         slot_decay_per_second=per_second)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(
+                limit=limit.limit, slot_decay_per_second=limit.slot_decay_per_second))
+        except ObjectNotFound:
+            client.create_global_concurrency_limit(limit)
 
 
 @task(cache_policy=NO_CACHE)

@@ -89,14 +89,14 @@ def generate(
 @task(cache_policy=NO_CACHE)
 def sample_without_soft_prompt(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
-    n: int, params: GeneratorParams, seed: int,
-) -> list[str]:
-    """APE's candidates: ``n`` instructions sampled from the exemplars alone (no soft prompt)."""
-    torch.manual_seed(seed)
-    empty = torch.zeros(n, 0, model.config.hidden_size)  # n x 0 x hidden
-    texts = generate_texts(model, tokenizer, prompt, empty, params.max_new_tokens, params.response_prefix,
-                           temperature=params.ape_temperature, max_batch=params.max_batch)
-    return [clean_instruction(t) for t in texts]
+    params: GeneratorParams, seed: int,
+) -> str:
+    """An APE candidate: one instruction sampled from the exemplars alone (no soft prompt); the
+    same ``seed`` samples the same one."""
+    empty = torch.zeros(1, 0, model.config.hidden_size)  # 1 x 0 x hidden
+    [text] = generate_texts(model, tokenizer, prompt, empty, params.max_new_tokens, params.response_prefix,
+                            temperature=params.ape_temperature, seed=seed)
+    return clean_instruction(text)
 
 
 Proposer = Callable[[list[optuna.Trial], list[list[float]]], list[str]]
@@ -110,8 +110,8 @@ def proposer(
     or, for the APE baseline, one sample per trial without a soft prompt, seeded by the trial
     (a retried trial writes the same instruction)."""
     if sampler == "ape":
-        return lambda trials, z: [v for t in trials for v in sample_without_soft_prompt(
-            model, tokenizer, prompt, 1, params, trial_seed(t, seed))]
+        return lambda trials, z: [sample_without_soft_prompt(model, tokenizer, prompt, params, trial_seed(t, seed))
+                                  for t in trials]
     return lambda trials, z: generate(model, tokenizer, prompt, projection, z, params)
 
 

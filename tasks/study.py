@@ -11,10 +11,11 @@ from typing import Any
 
 import optuna
 
-from components.blackbox import Evaluation
+from components.blackbox import CallStats, Evaluation
 from components.samplers import make_sampler
 
 INSTRUCTION, OUTPUTS, SCORES, RETRY_OF = "instruction", "outputs", "scores", "retry_of"
+USAGE, SECONDS = "blackbox_usage/", "seconds/"  # + a worker's name: what each worker spent (its own key)
 
 
 # Heartbeats with ask-and-tell, on purpose (Optuna's own are for Study.optimize).
@@ -96,8 +97,49 @@ def snapshot_study(storage: str, name: str, path: Path) -> None:
     partial.replace(path)
 
 
+def spent(study: optuna.Study, worker: str) -> tuple[CallStats, dict[str, float]]:
+    """What ``worker`` spent on this study so far: black-box usage, and seconds per part."""
+    attrs = study.user_attrs
+    return CallStats.from_dict(attrs.get(USAGE + worker, {})), attrs.get(SECONDS + worker, {})
+
+
+def record_spending(study: optuna.Study, worker: str, usage: CallStats, seconds: dict[str, float]) -> None:
+    """``worker``'s own totals (each worker writes only its key, so none overwrites another's)."""
+    study.set_user_attr(USAGE + worker, usage.as_dict())
+    study.set_user_attr(SECONDS + worker, {k: round(v, 2) for k, v in seconds.items()})
+
+
+def spent_by_all(study: optuna.Study, but: str | None = None) -> tuple[CallStats, dict[str, float]]:
+    """What every worker (except ``but``) spent on this study, summed."""
+    usage, seconds = CallStats(), dict[str, float]()
+    for key in study.user_attrs:
+        if key.startswith(USAGE) and key.removeprefix(USAGE) != but:
+            theirs, their_seconds = spent(study, key.removeprefix(USAGE))
+            usage = usage + theirs
+            seconds = {k: seconds.get(k, 0.0) + their_seconds.get(k, 0.0) for k in {*seconds, *their_seconds}}
+    return usage, seconds
+
+
 def n_complete(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def n_running(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+def trim(
+    study: optuna.Study, trials: list[optuna.Trial], z: list[list[float]], cap: int
+) -> tuple[list[optuna.Trial], list[list[float]]]:
+    """Keep the asked trials that fit under ``cap`` complete-or-running trials, counted in trial
+    order: workers that asked at the same moment do not overshoot it. The others are failed
+    (not retried)."""
+    live = sorted(t.number for t in study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)))
+    allowed = set(live[:cap])
+    kept = [(t, point) for t, point in zip(trials, z, strict=True) if t.number in allowed]
+    fail(study, [t for t in trials if t.number not in allowed])
+    return [t for t, _ in kept], [point for _, point in kept]
 
 
 def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list[list[float]]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import PromptVersion
 from mlflow.exceptions import MlflowException
@@ -95,6 +96,17 @@ def log_results(
         client.set_terminated(run_id, status)
 
 
+def _save(fig: Figure, path: Path) -> Path:
+    """Write the figure as a PNG, whole or not at all."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        fig.savefig(tmp.name, dpi=110)
+    plt.close(fig)
+    Path(tmp.name).replace(path)
+    return path
+
+
 @task
 def convergence_plot(points: list[dict[str, Any]], title: str, path: Path) -> Path:
     """Per-trial validation score and best-so-far, as a PNG."""
@@ -103,13 +115,23 @@ def convergence_plot(points: list[dict[str, Any]], title: str, path: Path) -> Pa
     ax.step([p["trial"] for p in points], [p["best_val_score"] for p in points], where="post", label="best so far")
     ax.set(xlabel="trial", ylabel="validation score", title=title, ylim=(-0.02, 1.02))
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        fig.savefig(tmp.name, dpi=110)
-    plt.close(fig)
-    Path(tmp.name).replace(path)
-    return path
+    return _save(fig, path)
+
+
+@task
+def sweep_plot(rows: list[dict[str, Any]], title: str, path: Path) -> Path:
+    """Each run's test score (and the empty instruction's), one column per task x model, as a PNG."""
+    groups = list(dict.fromkeys((r["task"], r["model"]) for r in rows))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(groups)), 4))
+    for x, group in enumerate(groups):
+        runs = [r for r in rows if (r["task"], r["model"]) == group and r.get("test") is not None]
+        ax.scatter([x] * len(runs), [r["test"] for r in runs], color="C0", label="test score" if x == 0 else None)
+        ax.scatter([x] * len(runs), [r["empty"] for r in runs], color="C1", marker="x",
+                   label="empty instruction" if x == 0 else None)
+    ax.set_xticks(range(len(groups)), [f"{t}\n{m}" for t, m in groups], fontsize=8)
+    ax.set(ylabel="test score", title=title, ylim=(-0.02, 1.02))
+    ax.legend(loc="upper right")
+    return _save(fig, path)
 
 
 @task

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +10,7 @@ import pytest
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
+from tests.services import free_port, temporary_postgres, wait_for  # noqa: F401  (tests import them here)
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,65 +33,11 @@ def embedded_model() -> Path:
     return convert_embedded_model.fn(ROOT / EMBEDDED_MODEL)
 
 
-def _postgres_binary(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
-    if found is None:
-        pytest.fail(f"PostgreSQL's {name} is not installed (make test installs the Debian package)")
-    return found
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL server in a temporary directory on a free port, for the session.
-    initdb refuses to run as root: then the server runs as the postgres user."""
-    root = Path(tempfile.mkdtemp(prefix="instructzero-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_user, _postgres_binary("initdb"), "-D", str(root / "data"), "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen(
-        [*as_user, _postgres_binary("postgres"), "-D", str(root / "data"), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    try:
-        import psycopg
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.3)
+    """A real PostgreSQL server in a temporary directory on a free port, for the session."""
+    with temporary_postgres() as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 120) -> None:
-    """Until ``url`` answers (a server started in a subprocess is up)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def small_params(**overrides: dict) -> dict:

@@ -93,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(raw)
         with self.server.lock:
             self.server.requests.append({**body, "authorization": self.headers.get("Authorization"),
-                                         "time": time.monotonic()})
+                                         "time": time.monotonic(), "client_port": self.client_address[1]})
         fault = self.server.draw_fault()
         if fault == "rate_limit":
             self._send(429, b'{"error": {"message": "slow down", "type": "rate_limit"}}',

@@ -22,7 +22,7 @@ from tests.conftest import ROOT, free_port, wait_for
 from tests.openai_stub import stub_server
 
 pytestmark = pytest.mark.slow
-NAMES = {"first-letter-nightly", "sentiment-nightly", "revalidate-weekly"}
+NAMES = {"first-letter-nightly", "sentiment-nightly", "sweep-nightly", "revalidate-weekly"}
 
 
 def test_prefect_yaml_deployments_are_scheduled_and_servable():

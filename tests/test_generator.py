@@ -65,3 +65,22 @@ def test_the_generator_runs_in_bfloat16_in_batches_of_at_most_max_batch(embedded
     model.generate = lambda generate=model.generate, **kw: calls.append(len(kw["inputs_embeds"])) or generate(**kw)
     split = generate_texts(model, tokenizer, prompt, soft, 8, "It is to", max_batch=2)
     assert calls == [2, 1] and len(split) == 3  # (bfloat16 answers may differ with the batch's shape)
+
+
+def test_sampling_is_fixed_by_its_seed_whatever_else_is_in_the_batch(embedded_model):
+    import torch
+
+    from components.generator import generate_texts, load_generator
+
+    model, tokenizer = load_generator(str(embedded_model), device="cpu", dtype="float32")
+    prompt = build_prompt(tokenizer, "Pairs:\n{exemplars}\nThe instruction?", [Example("cat", ("c",))], "It is to")
+    soft = torch.randn(3, 2, model.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 0.5
+
+    def sample(rows: torch.Tensor, seed: int) -> list[str]:
+        return generate_texts(model, tokenizer, prompt, rows, 12, "It is to", temperature=1.0, seed=seed)
+
+    alone, together = sample(soft[:1], 5), sample(soft, 5)
+    assert alone[0] == together[0] and sample(soft[:1], 5) == alone  # a retried trial writes the same instruction
+    assert len({sample(soft[:1], seed)[0] for seed in range(4)}) > 1  # another seed, another sample
+    greedy = generate_texts(model, tokenizer, prompt, soft[:1], 12, "It is to")
+    assert greedy == generate_texts(model, tokenizer, prompt, soft[:1], 12, "It is to")

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import optuna
 
-from tasks.study import ask, fail_and_retry, open_study, trial_seed
+from components.blackbox import CallStats
+from tasks.study import (
+    ask,
+    fail_and_retry,
+    n_running,
+    open_study,
+    record_spending,
+    spent,
+    spent_by_all,
+    trial_seed,
+    trim,
+)
 
 
 def test_a_retried_trial_gets_the_same_z_and_seed_as_the_one_it_retries():
@@ -44,3 +55,25 @@ def test_a_shared_study_fails_only_trials_whose_worker_stopped_beating(tmp_path)
         [retry], retry_z = ask(newcomer, 1, 3)
         assert retry_z == lost_z and retry.user_attrs[RETRY_OF] == lost.number
         alive.tell(kept, 1.0)
+
+
+def test_workers_asking_at_once_never_pass_the_trial_cap():
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    first = ask(study, 3, 2)  # two workers each asked 3 when 4 were left
+    second = ask(study, 3, 2)
+    kept_first, _ = trim(study, *first, cap=4)
+    kept_second, z = trim(study, *second, cap=4)
+    assert len(kept_first) == 3 and len(kept_second) == 1 and len(z) == 1
+    assert n_running(study) == 4 and len(study.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 2
+
+
+def test_each_worker_keeps_its_own_spending_and_the_study_sums_them():
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    record_spending(study, "a", CallStats(calls=10, prompt_tokens=100), {"generator": 1.5})
+    record_spending(study, "b", CallStats(calls=5, cache_hits=2), {"generator": 0.5, "bo": 2.0})
+    record_spending(study, "a", CallStats(calls=12, prompt_tokens=130), {"generator": 2.0})  # a's new total
+    assert spent(study, "a")[0].calls == 12 and spent(study, "nobody")[0] == CallStats()
+    usage, seconds = spent_by_all(study)
+    assert (usage.calls, usage.prompt_tokens, usage.cache_hits) == (17, 130, 2)
+    assert seconds == {"generator": 2.5, "bo": 2.0}
+    assert spent_by_all(study, but="a")[0].calls == 5

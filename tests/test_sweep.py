@@ -1,0 +1,77 @@
+"""Sweeps: the grid and its summary; a real sweep on a process work pool under one shared rate limit."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from components.sweep import Cell, grid, summary
+from tests.conftest import ROOT, small_params
+from tests.openai_stub import stub_server
+from tests.services import background, prefect_and_mlflow_servers
+
+
+def test_the_grid_names_every_cell_by_task_model_and_seed():
+    cells = grid(["parity", "parity", "first_letter"], ["gpt-4o-mini", "/models/Qwen 7B/"], [0, 1])
+    assert len(cells) == 8  # a repeated task counts once
+    assert cells[0] == Cell("parity", "gpt-4o-mini", 0) and cells[0].name == "parity-gpt-4o-mini-0"
+    assert Cell("parity", "/models/Qwen 7B/", 1).name == "parity-Qwen_7B-1"
+    assert Cell("parity", None, 2).overrides() == {"data.task": "parity", "data.seed": 2, "projection.seed": 2,
+                                                  "bo.seed": 2}
+    with pytest.raises(ValueError, match="at least one task"):
+        grid([], [None], [0])
+
+
+def test_the_summary_gives_mean_and_spread_per_task_and_model_and_counts_failures():
+    rows = [{"task": "parity", "model": "m", "seed": 0, "test": 0.5, "empty": 0.1},
+            {"task": "parity", "model": "m", "seed": 1, "test": 0.7, "empty": 0.1},
+            {"task": "parity", "model": "m", "seed": 2, "test": None, "empty": None}]
+    table = summary(rows)
+    assert "| parity | m | 3 | 0.600 +- 0.141 | 0.100 +- 0.000 | 1 |" in table
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_every_cell_on_the_pool_within_one_shared_rate_limit(tmp_path, embedded_model):
+    rpm, pool = 240, "iz-sweep"
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / embedded_model.name).symlink_to(embedded_model)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PREFECT_HOME": str(tmp_path / "prefect"), "OPENAI_API_KEY": "sk-test"}
+    with stub_server(lambda prompt: "f") as blackbox, background() as start:
+        (project / "params.yaml").write_text(yaml.safe_dump(small_params(
+            blackbox={"base_url": blackbox.base_url, "model": "stub", "requests_per_minute": rpm,
+                      "shared_rate_limit": True},
+            scale={"work_pool": pool})))
+        env = prefect_and_mlflow_servers(start, env, f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts")
+        for _ in range(2):
+            start("prefect", "worker", "start", "--pool", pool, "--type", "process", "--limit", "1", env=env, cwd=ROOT)
+        done = subprocess.run([sys.executable, "-m", "flows", "sweep", "--tasks", "first_letter", "parity",
+                               "--seeds", "0", "1", "--name", "t"], cwd=project, env=env, capture_output=True,
+                              text=True, timeout=1200, check=False)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        experiment = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_experiment_by_name("instructzero-t")
+        runs = MlflowClient(env["MLFLOW_TRACKING_URI"]).search_runs([experiment.experiment_id])
+    rows = json.loads((project / "sweeps/t/summary.json").read_text())
+    assert {(r["task"], r["seed"]) for r in rows} == {("first_letter", 0), ("first_letter", 1), ("parity", 0),
+                                                      ("parity", 1)}
+    assert all(r["test"] is not None and Path(r["workspace"], "metrics/test.json").exists() for r in rows)
+    assert (project / "sweeps/t/summary.png").exists() and "| parity | default | 2 |" in \
+        (project / "sweeps/t/summary.md").read_text()
+    assert sorted(r.info.run_name for r in runs)[-1] == "sweep-t" and len(runs) == 5  # 4 runs and the summary
+
+    # All four runs together stayed within one rate limit: at most a second's worth at once,
+    # then rpm/60 a second.
+    times = sorted(r["time"] for r in blackbox.requests)
+    per_second, burst = rpm / 60, math.ceil(rpm / 60)
+    assert len(times) > 4 * 20
+    assert all(j - i + 1 <= burst + per_second * (times[j] - times[i]) + 1
+               for i in range(len(times)) for j in range(i, len(times)))

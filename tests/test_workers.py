@@ -1,0 +1,124 @@
+"""One optimisation fanned out to three flow runs on a real process work pool: one study on
+PostgreSQL, an MLflow tracking server (PostgreSQL backend), a black box with fixed latency, and
+one worker's flow-run process killed (SIGKILL) while its instruction is half-scored."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from uuid import UUID
+
+import optuna
+import psutil
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.settings import DATABASE_URL
+from tasks.study import RETRY_OF
+from tests.conftest import ROOT, small_params
+from tests.openai_stub import stub_server
+from tests.services import background, new_database, prefect_and_mlflow_servers
+
+pytestmark = pytest.mark.slow
+LATENCY = 0.8  # seconds per black-box call
+POOL = "iz-workers"
+
+
+def _instruction(prompt: str) -> str:
+    return prompt.split("\n\nInput: ")[0].removeprefix("Instruction: ")
+
+
+def _run(*cmd: str, env: dict[str, str], cwd: Path = ROOT) -> None:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgres_url, embedded_model):
+    study_db, mlflow_db = new_database(postgres_url, "workers_study"), new_database(postgres_url, "workers_mlflow")
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / embedded_model.name).symlink_to(embedded_model)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: study_db, "OPENAI_API_KEY": "sk-test"}
+    in_flight: set[str] = set()
+    answered: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+
+    def answer(prompt: str) -> str:
+        with lock:
+            in_flight.add(prompt)
+        time.sleep(LATENCY)
+        with lock:
+            in_flight.discard(prompt)
+            answered[_instruction(prompt)] += 1
+        return "f"
+
+    with stub_server(answer) as blackbox, background() as start:
+        (project / "params.yaml").write_text(yaml.safe_dump(small_params(
+            data={"n_validation": 6},
+            blackbox={"base_url": blackbox.base_url, "model": "stub", "concurrency": 2},
+            bo={"n_instructions": 6, "n_trials": 6, "batch_size": 1},
+            scale={"workers": 3, "work_pool": POOL, "heartbeat": 1, "grace": 8})))
+        env = prefect_and_mlflow_servers(start, env, mlflow_db, tmp_path / "artifacts")
+        _run("prefect", "work-pool", "create", POOL, "--type", "process", env=env)
+        for _ in range(3):
+            start("prefect", "worker", "start", "--pool", POOL, "--limit", "1", env=env, cwd=ROOT)
+        _run(sys.executable, "-m", "flows.prepare", env=env, cwd=project)
+        optimize = subprocess.Popen([sys.executable, "-m", "flows.optimize"], cwd=project, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        run_id, half_scored, in_flight_at_kill = None, "", set()
+        deadline = time.monotonic() + 400
+        while run_id is None:  # a flow run with answers back for its instruction and calls in flight
+            assert time.monotonic() < deadline and optimize.poll() is None, "no half-scored instruction seen"
+            with lock:
+                ports = {r["client_port"]: r["messages"][-1]["content"] for r in blackbox.requests
+                         if r["messages"][-1]["content"] in in_flight
+                         and answered[_instruction(r["messages"][-1]["content"])] > 0}
+            for conn in psutil.net_connections(kind="tcp"):
+                if conn.laddr and conn.laddr.port in ports and conn.pid:
+                    victim = psutil.Process(conn.pid)
+                    half_scored = _instruction(ports[conn.laddr.port])
+                    with lock:
+                        run_id = victim.environ()["PREFECT__FLOW_RUN_ID"]
+                        victim.send_signal(signal.SIGKILL)
+                        in_flight_at_kill = {p for p in in_flight if _instruction(p) == half_scored}
+                    break
+            time.sleep(0.05)
+        output, _ = optimize.communicate(timeout=600)
+        assert optimize.returncode == 0, output[-4000:]
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), \
+                get_client(sync_client=True) as prefect:  # the worker saw its flow run's process die
+            assert prefect.read_flow_run(UUID(run_id)).state.is_crashed()  # type: ignore[union-attr]
+        run_info = json.loads((project / "outputs/run.json").read_text())
+        history = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(run_info["mlflow_run_id"], "val_score")
+
+    study = optuna.load_study(study_name=run_info["study"], storage=study_db)
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert len(complete) == 6  # exactly the requested trials, whoever scored them
+
+    # The killed trial was asked again with the same z and wrote the same instruction.
+    retries = [t for t in complete if RETRY_OF in t.user_attrs]
+    assert any(t.user_attrs["instruction"] == half_scored and t.params == next(
+        f.params for f in failed if f.number == t.user_attrs[RETRY_OF]) for t in retries), (half_scored, retries)
+
+    # Every prompt was paid once, except those in flight at the kill (and an instruction that
+    # two workers wrote at the same moment).
+    counts = collections.Counter(r["messages"][-1]["content"] for r in blackbox.requests)
+    twice = {_instruction(p) for p, n in counts.items() if n > 1} - {_instruction(p) for p in in_flight_at_kill}
+    written = collections.Counter(t.user_attrs["instruction"] for t in complete)
+    assert all(written[v] > 1 for v in twice), twice
+
+    # One MLflow run on the server, one step per complete trial number.
+    assert sorted(m.step for m in history) == sorted(t.number for t in complete)
+    assert (project / "outputs/optuna.db").exists() and json.loads((project / "outputs/candidates.json").read_text())
