@@ -4,9 +4,11 @@ Per worker count N: a fresh project (built-in task, the embedded generator) opti
 ``scale.workers`` N on a real stack: a study on PostgreSQL, a Prefect server with N process
 workers (``prefect worker start --limit 1``), an MLflow tracking server, and an OpenAI-compatible
 stub that answers every call after ``--latency`` seconds, so the black box, not this CPU, is the
-limit. N = 1 is today's single process (no work pool). Reports the optimize stage's wall time,
-black-box calls per second, the speedup over one worker and its ratio to linear scaling, and the
-share of the search's wall time (first call to last answer) with no call in flight. Results
+limit; each flow run gets cores / N CPU threads (``scale.threads``). N = 1 is today's single
+process (no work pool). Reports the optimize stage's wall time, black-box calls per second, the
+speedup over one worker and its ratio to linear scaling; the same for the search alone (first
+call to last answer, without the start-up: deployment, worker pick-up, imports, model load), and
+the share of the search's wall time with no call in flight. Results
 go to benchmarks/results/scaling.{json,md,png}.
 
     .venv/bin/python -m benchmarks.scaling --workers 1 2 4 --instructions 40 --latency 1.0
@@ -73,6 +75,7 @@ def run(n: int, args: argparse.Namespace, postgres: str, tmp: Path) -> dict:
     (project / EMBEDDED_MODEL).symlink_to(ROOT / EMBEDDED_MODEL)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PREFECT_HOME": str(tmp / f"prefect-{n}"), "OPENAI_API_KEY": "sk-bench",
+           "PREFECT_WORKER_QUERY_SECONDS": "2",  # (default 10: a worker picks its flow run up later)
            DATABASE_URL: new_database(postgres, f"scaling_{n}")}
     pool = f"scaling-{n}"
     with stub_server(answer) as blackbox, background() as start:
@@ -80,7 +83,7 @@ def run(n: int, args: argparse.Namespace, postgres: str, tmp: Path) -> dict:
         params["data"].update(source="builtin", task=args.task, n_validation=args.n_validation)
         params["blackbox"].update(base_url=blackbox.base_url, model="stub", concurrency=args.concurrency)
         params["bo"].update(n_instructions=args.instructions, n_trials=10 * args.instructions)
-        params["scale"].update(workers=n, work_pool=pool)
+        params["scale"].update(workers=n, work_pool=pool, threads=max(1, (os.cpu_count() or 1) // n))
         (project / "params.yaml").write_text(yaml.safe_dump(params))
         env = prefect_and_mlflow_servers(start, env, new_database(postgres, f"scaling_mlflow_{n}"), tmp / f"art-{n}")
         subprocess.run([sys.executable, "-m", "flows.prepare"], cwd=project, env=env, check=True,
@@ -96,7 +99,10 @@ def run(n: int, args: argparse.Namespace, postgres: str, tmp: Path) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"optimize with {n} workers failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     metrics = json.loads((project / "metrics" / "optimize.json").read_text())
+    first, last = min(s for s, _ in calls), max(e for _, e in calls)
     return {"workers": n, "seconds": round(seconds, 1), "calls": len(calls),
+            "to_first_call_s": round(first - began, 1), "search_s": round(last - first, 1),
+            "search_calls_per_s": round(len(calls) / (last - first), 3),
             "calls_per_s": round(len(calls) / seconds, 3), "idle_share": round(idle_share(calls), 3),
             "instructions": metrics["n_distinct_instructions"], "trials": metrics["n_trials"]}
 
@@ -117,10 +123,11 @@ def main() -> None:
             rows.append(row)
             print(f"{n} workers: {row['calls']} calls in {row['seconds']:.0f} s = {row['calls_per_s']:.2f} calls/s, "
                   f"idle {row['idle_share']:.0%}", flush=True)
-    base = rows[0]["calls_per_s"]
+    base, search_base = rows[0]["calls_per_s"], rows[0]["search_calls_per_s"]
     for row in rows:
         row["speedup"] = round(row["calls_per_s"] / base, 2)
         row["of_linear"] = round(row["speedup"] / (row["workers"] / rows[0]["workers"]), 2)
+        row["search_speedup"] = round(row["search_calls_per_s"] / search_base, 2)
     command = "python -m benchmarks.scaling " + " ".join(sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scaling.json").write_text(json.dumps({"command": command, "settings": vars(args), "rows": rows},
@@ -141,10 +148,12 @@ def markdown(rows: list[dict], command: str, args: argparse.Namespace) -> str:
     lines = [f"`{command}`", "",
              f"{args.instructions} instructions x {args.n_validation} validation calls, {args.latency:g} s per call, "
              f"{args.concurrency} calls in flight per worker.", "",
-             "| workers | wall s | calls | calls/s | speedup | of linear | idle share (no call in flight) |",
-             "|---|---|---|---|---|---|---|"]
+             "| workers | wall s | calls | calls/s | speedup | of linear | start-up s | search s | search calls/s "
+             "| search speedup | idle share of search (no call in flight) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['workers']} | {r['seconds']:.0f} | {r['calls']} | {r['calls_per_s']:.2f} | {r['speedup']:.2f} | "
-              f"{r['of_linear']:.2f} | {r['idle_share']:.0%} |" for r in rows]
+              f"{r['of_linear']:.2f} | {r['to_first_call_s']:.0f} | {r['search_s']:.0f} | "
+              f"{r['search_calls_per_s']:.2f} | {r['search_speedup']:.2f} | {r['idle_share']:.0%} |" for r in rows]
     return "\n".join(lines)
 
 

@@ -154,6 +154,7 @@ class ScaleParams(_Section):
     work_pool: str = Field("instructzero", min_length=1, pattern=r"^[\w.-]+$")  # a process work pool
     heartbeat: int = Field(30, ge=1, le=3600)  # seconds between a live trial's heartbeats
     grace: int = Field(120, ge=2, le=86400)  # a trial silent this long is failed and asked again
+    threads: int | None = Field(None, ge=1, le=1024)  # CPU threads per flow run; None: torch's default (all cores)
 
     @model_validator(mode="after")
     def _check(self) -> ScaleParams:

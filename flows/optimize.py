@@ -122,7 +122,7 @@ def search(params: Params, study: optuna.Study, worker: str, projection_path: Pa
     instruction is told its score for free; a batch shrinks to what the budget still allows."""
     logger = get_run_logger()
     split, metric = read_split(PREPARED)
-    model, tokenizer = load_generator(params.generator)
+    model, tokenizer = load_generator(params.generator, params.scale.threads)
     projection = setup_projection(params.projection, model, projection_path)
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
     propose = proposer(params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed)

@@ -56,9 +56,15 @@ def convert_embedded_model(out_dir: Path) -> Path:
 
 
 @task(cache_policy=NO_CACHE)
-def load_generator(params: GeneratorParams) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_generator(params: GeneratorParams, threads: int | None = None) -> tuple[PreTrainedModel,
+                                                                                  PreTrainedTokenizerBase]:
+    """The generator, with this process's torch (generator and GP) on ``threads`` CPU threads
+    (None: torch's default)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     model, tokenizer = _load(params.model, params.device, params.dtype)
-    run_logger().info("generator %s on %s in %s", params.model, model.device, model.dtype)
+    run_logger().info("generator %s on %s in %s, %d CPU threads", params.model, model.device, model.dtype,
+                      torch.get_num_threads())
     return model, tokenizer
 
 

@@ -68,7 +68,7 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
             data={"n_validation": 6},
             blackbox={"base_url": blackbox.base_url, "model": "stub", "concurrency": 2},
             bo={"n_instructions": 6, "n_trials": 6, "batch_size": 1},
-            scale={"workers": 3, "work_pool": POOL, "heartbeat": 1, "grace": 8})))
+            scale={"workers": 3, "work_pool": POOL, "heartbeat": 1, "grace": 8, "threads": 1})))
         env = prefect_and_mlflow_servers(start, env, mlflow_db, tmp_path / "artifacts")
         _run("prefect", "work-pool", "create", POOL, "--type", "process", env=env)
         for _ in range(3):
@@ -99,6 +99,8 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), \
                 get_client(sync_client=True) as prefect:  # the worker saw its flow run's process die
             assert prefect.read_flow_run(UUID(run_id)).state.is_crashed()  # type: ignore[union-attr]
+            threads = [m.message for m in prefect.read_logs() if "CPU threads" in m.message]
+        assert len(threads) >= 3 and all(m.endswith(" 1 CPU threads") for m in threads), threads
         run_info = json.loads((project / "outputs/run.json").read_text())
         history = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(run_info["mlflow_run_id"], "val_score")
 
