@@ -69,7 +69,7 @@ def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
         seconds = time.perf_counter() - start
         opt = json.loads(Path("metrics/optimize.json").read_text())
         split, metric = read_split(PREPARED)
-        hand = evaluate_instructions(blackbox, [HANDWRITTEN[params["data"]["task"]]], split.test, metric)[0]
+        hand = evaluate_instructions(blackbox, [HANDWRITTEN[params["data"]["task"]]], split.test, metric).evaluations[0]
         return {"test": test["best_test_score"], "val": test["best_val_score"],
                 "empty": test["empty_instruction_test_score"], "hand": hand.mean if hand else None,
                 "trials": opt["n_trials"], "distinct": opt["n_distinct_instructions"],

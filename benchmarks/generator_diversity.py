@@ -80,7 +80,7 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
                "seconds": round(seconds, 1), "example": max(distinct, key=lambda v: usable(v, first_raw[v], split))}
         if blackbox is not None:
             empty, *scored = evaluate_instructions(blackbox, ["", *distinct], split.validation,
-                                                   metric or metric_for_task(task))
+                                                   metric or metric_for_task(task)).evaluations
             means = [e.mean for e in scored if e is not None]
             best = max((e for e in scored if e is not None), key=lambda e: e.mean)
             row.update(best=round(best.mean, 3), mean=round(statistics.mean(means), 3),

@@ -56,7 +56,7 @@ def main() -> None:
                 row: dict = {"task": task, "metric": metric_for_task(task), "n_test": len(split.test),
                              "instruction": HANDWRITTEN[task]}
                 for label, metric in (("paper", row["metric"]), ("contains", "contains")):
-                    empty, hand = evaluate_instructions(box, ["", HANDWRITTEN[task]], split.test, metric)
+                    empty, hand = evaluate_instructions(box, ["", HANDWRITTEN[task]], split.test, metric).evaluations
                     assert empty is not None and hand is not None, f"{task}: black-box calls failed"
                     row[f"empty_{label}"], row[f"hand_{label}"] = round(empty.mean, 3), round(hand.mean, 3)
                     row.setdefault("example_answer", hand.outputs[0])

@@ -20,6 +20,7 @@ from components.data import Example
 from components.errors import BlackBoxError
 from components.metrics import score
 from components.ratelimit import RateLimiter
+from components.tables import create_racing
 
 ZERO_SHOT = "Instruction: {instruction}\n\nInput: {input}\nOutput:"
 TEMPERATURE = 0.0  # the black box is greedy
@@ -46,7 +47,7 @@ class ResponseCache:
         if sqlite:
             with self._engine.connect() as db:
                 db.exec_driver_sql("PRAGMA journal_mode=WAL")
-        _RESPONSES.metadata.create_all(self._engine)
+        create_racing(lambda: _RESPONSES.metadata.create_all(self._engine))  # (workers start together)
         self._insert = (sqlite_insert if sqlite else postgresql_insert)(_RESPONSES).on_conflict_do_nothing()
 
     @staticmethod
@@ -108,10 +109,28 @@ class CallStats:
         return CallStats(**{k: getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__})
 
 
+@dataclass(frozen=True)
+class Completions:
+    """What one :meth:`BlackBox.complete` got: an answer per prompt (``None``: a call that failed
+    after every retry), what it cost, and its last fault (empty if none)."""
+
+    answers: list[str | None]
+    stats: CallStats
+    last_error: str = ""
+
+
+@dataclass
+class _Tally:
+    """The cost and faults of one :meth:`BlackBox.complete` (its calls run concurrently)."""
+
+    stats: CallStats
+    last_error: str = ""
+
+
 @dataclass
 class BlackBox:
     """Zero-shot, greedy chat completions with bounded concurrency, rate limits, retries and a
-    response cache.
+    response cache. Holds no results: each :meth:`complete` returns its own.
 
     ``cache_url`` names the endpoint in cache keys (it defaults to ``base_url``; a local server
     on a new port each run uses a fixed name so that its answers stay cached). Rate limits (429),
@@ -133,35 +152,32 @@ class BlackBox:
     cache_url: str = ""
     limiter: RateLimiter = field(default_factory=RateLimiter)
     shared_limit: Callable[[], Awaitable[object]] | None = None  # awaited before each request (all processes' limit)
-    stats: CallStats = field(default_factory=CallStats)
-    last_error: str = ""
 
     @property
     def _params(self) -> dict[str, object]:
         """The decoding parameters, as sent and as keyed in the cache."""
         return {"temperature": TEMPERATURE, "max_tokens": self.max_tokens}
 
-    def complete(self, prompts: Sequence[str], progress: Callable[[int], object] | None = None) -> list[str | None]:
+    def complete(self, prompts: Sequence[str], progress: Callable[[int], object] | None = None) -> Completions:
         """Answer every prompt (duplicates and cached ones cost nothing), in order; ``None``
         for a call that failed after every retry. ``progress(n)`` hears of the prompts answered
         (the cached ones first). Raises BlackBoxError if no call got through."""
         keys = [ResponseCache.key(self.cache_url or self.base_url, self.model, p, self._params) for p in prompts]
         answers: dict[str, str | None] = {k: self.cache.get(k) for k in set(keys)}
-        hits = sum(answers[k] is not None for k in keys)
-        self.stats.cache_hits += hits
+        tally = _Tally(CallStats(cache_hits=sum(answers[k] is not None for k in keys)))
         missing = {k: p for k, p in zip(keys, prompts, strict=True) if answers[k] is None}
         if progress is not None:
-            progress(hits)
+            progress(tally.stats.cache_hits)
         if missing:
-            fetched = asyncio.run(self._fetch(missing, progress))
+            fetched = asyncio.run(self._fetch(missing, progress, tally))
             if all(text is None for text in fetched.values()):
                 raise BlackBoxError(f"blackbox.base_url {self.base_url!r}: all {len(fetched)} calls failed after "
-                                    f"{self.max_retries} retries; last error: {self.last_error}")
+                                    f"{self.max_retries} retries; last error: {tally.last_error}")
             answers.update(fetched)
-        return [answers[k] for k in keys]
+        return Completions([answers[k] for k in keys], tally.stats, tally.last_error)
 
     async def _fetch(
-        self, prompts: dict[str, str], progress: Callable[[int], object] | None
+        self, prompts: dict[str, str], progress: Callable[[int], object] | None, tally: _Tally
     ) -> dict[str, str | None]:
         # A client per event loop: an AsyncOpenAI client must not outlive the loop it ran on.
         async with openai.AsyncOpenAI(
@@ -171,7 +187,7 @@ class BlackBox:
 
             async def one(key: str, prompt: str) -> tuple[str, str | None]:
                 async with gate:
-                    text = await self._call(client, prompt)
+                    text = await self._call(client, prompt, tally)
                 if text is not None:
                     self.cache.put(key, text)
                 if progress is not None:
@@ -180,17 +196,17 @@ class BlackBox:
 
             return dict(await asyncio.gather(*(one(k, p) for k, p in prompts.items())))
 
-    async def _call(self, client: openai.AsyncOpenAI, prompt: str) -> str | None:
+    async def _call(self, client: openai.AsyncOpenAI, prompt: str, tally: _Tally) -> str | None:
         tokens = len(prompt) // CHARS_PER_TOKEN + self.max_tokens
         for attempt in range(self.max_retries + 1):
             await asyncio.sleep(self.limiter.reserve(tokens))
             if self.shared_limit is not None:
                 await self.shared_limit()
             try:
-                return self._answer(await client.chat.completions.create(
+                return _answer(await client.chat.completions.create(
                     model=self.model, messages=[{"role": "user", "content": prompt}],
                     temperature=TEMPERATURE, max_tokens=self.max_tokens,  # as in _params (typed here)
-                ))
+                ), tally.stats)
             except openai.AuthenticationError as err:
                 raise BlackBoxError(f"{self.base_url}: the API key (OPENAI_API_KEY) was refused") from err
             except openai.NotFoundError as err:
@@ -198,40 +214,43 @@ class BlackBox:
             except (openai.BadRequestError, openai.PermissionDeniedError, openai.UnprocessableEntityError) as err:
                 raise BlackBoxError(f"{self.base_url} refused the request for model {self.model!r}: {err}") from err
             except (openai.APIError, BadResponse, ValueError) as err:  # ValueError: a body that is not JSON
-                told = self._count_fault(err)
+                told = _count_fault(err, tally)
             if attempt < self.max_retries:
                 delay = min(MAX_BACKOFF, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
                 if told is not None:
                     self.limiter.pause(told)  # every request waits, not only this one
                 await asyncio.sleep(max(delay, told or 0.0))
-        self.stats.failed += 1
+        tally.stats.failed += 1
         return None
 
-    def _answer(self, response: ChatCompletion) -> str:
-        if not response.choices or response.choices[0].message.content is None:
-            raise BadResponse("an answer without content")
-        self.stats.calls += 1
-        if response.usage is not None:
-            self.stats.prompt_tokens += response.usage.prompt_tokens
-            self.stats.completion_tokens += response.usage.completion_tokens
-        return response.choices[0].message.content.strip()
 
-    def _count_fault(self, err: Exception) -> float | None:
-        """Count a retryable failure by kind; return the server's Retry-After in seconds, if any."""
-        self.last_error = f"{type(err).__name__}: {err}"
-        if isinstance(err, openai.APITimeoutError):
-            self.stats.timeouts += 1
-        elif isinstance(err, openai.APIConnectionError):
-            self.stats.connection_errors += 1
-        elif isinstance(err, openai.RateLimitError):
-            self.stats.rate_limited += 1
-        elif isinstance(err, openai.APIStatusError) and err.status_code >= 500:
-            self.stats.server_errors += 1
-        else:
-            self.stats.bad_responses += 1
-        if isinstance(err, openai.APIStatusError):
-            return retry_after(err.response.headers)
-        return None
+def _answer(response: ChatCompletion, stats: CallStats) -> str:
+    if not response.choices or response.choices[0].message.content is None:
+        raise BadResponse("an answer without content")
+    stats.calls += 1
+    if response.usage is not None:
+        stats.prompt_tokens += response.usage.prompt_tokens
+        stats.completion_tokens += response.usage.completion_tokens
+    return response.choices[0].message.content.strip()
+
+
+def _count_fault(err: Exception, tally: _Tally) -> float | None:
+    """Count a retryable failure by kind; return the server's Retry-After in seconds, if any."""
+    tally.last_error = f"{type(err).__name__}: {err}"
+    stats = tally.stats
+    if isinstance(err, openai.APITimeoutError):
+        stats.timeouts += 1
+    elif isinstance(err, openai.APIConnectionError):
+        stats.connection_errors += 1
+    elif isinstance(err, openai.RateLimitError):
+        stats.rate_limited += 1
+    elif isinstance(err, openai.APIStatusError) and err.status_code >= 500:
+        stats.server_errors += 1
+    else:
+        stats.bad_responses += 1
+    if isinstance(err, openai.APIStatusError):
+        return retry_after(err.response.headers)
+    return None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -257,10 +276,20 @@ class Evaluation:
         return sum(self.scores) / len(self.scores) if self.scores else 0.0
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What one :func:`evaluate_instructions` got: an evaluation per instruction (``None``: one
+    with a call that failed after every retry), what the calls cost, and the last fault."""
+
+    evaluations: list[Evaluation | None]
+    stats: CallStats
+    last_error: str = ""
+
+
 def evaluate_instructions(
     blackbox: BlackBox, instructions: Sequence[str], examples: Sequence[Example], metric: str,
     progress: Callable[[int], object] | None = None,
-) -> list[Evaluation | None]:
+) -> Scored:
     """Score each instruction zero-shot on ``examples``; all calls go out as one batch
     (``progress`` as for :meth:`BlackBox.complete`).
 
@@ -268,8 +297,8 @@ def evaluate_instructions(
     answered calls are cached, so evaluating it again pays only for the failed ones.
     """
     prompts = [zero_shot_prompt(v, e.input) for v in instructions for e in examples]
-    outputs = blackbox.complete(prompts, progress)
-    n = len(examples)
+    done = blackbox.complete(prompts, progress)
+    outputs, n = done.answers, len(examples)
     results: list[Evaluation | None] = []
     for i, instruction in enumerate(instructions):
         outs = outputs[i * n : (i + 1) * n]
@@ -279,4 +308,4 @@ def evaluate_instructions(
         texts = tuple(o or "" for o in outs)
         scores = tuple(score(o, e.outputs, metric) for o, e in zip(texts, examples, strict=True))
         results.append(Evaluation(instruction, texts, scores))
-    return results
+    return Scored(results, done.stats, done.last_error)

@@ -56,11 +56,12 @@ def _evaluate(params: Params, split: Split, metric: str, candidates: list[dict],
                        response_store(), SERVER_LOG) as blackbox:
         get_run_logger().info("scoring %d instructions (the top %d and the empty one) on %d test examples",
                               len(instructions), len(candidates), len(split.test))
-        evaluations = evaluate(blackbox, instructions, split.test, metric, bar="test set")
+        scored = evaluate(blackbox, instructions, split.test, metric, bar="test set")
+    evaluations = scored.evaluations
     if None in evaluations:
         raise BlackBoxError(
             f"{evaluations.count(None)} of {len(instructions)} instructions have test calls that failed after "
-            f"{params.blackbox.max_retries} retries ({blackbox.last_error}); no test score is written. Run again: "
+            f"{params.blackbox.max_retries} retries ({scored.last_error}); no test score is written. Run again: "
             "the answered calls are cached, only the failed ones are sent again")
     test = {e.instruction: e.mean for e in evaluations if e is not None}
     best = candidates[0]
@@ -88,7 +89,7 @@ def _evaluate(params: Params, split: Split, metric: str, candidates: list[dict],
         tracking_uri(), run_id,
         {"test_score": result["best_test_score"], "empty_instruction_test_score": test[EMPTY],
          **{f"test_score_top{i + 1}": row["test_score"] for i, row in enumerate(result["top"])},
-         **{f"test_blackbox_{k}": v for k, v in blackbox.stats.as_dict().items()}},
+         **{f"test_blackbox_{k}": v for k, v in scored.stats.as_dict().items()}},
         files=[METRICS / "test.json"], texts={"best_instruction.txt": best["instruction"] + "\n"},
         status="FINISHED",
     )

@@ -20,7 +20,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from tqdm import tqdm
 
-from components.blackbox import Evaluation
+from components.blackbox import CallStats, Scored
 from components.budget import Budget
 from components.errors import BudgetError
 from components.params import Params
@@ -139,7 +139,6 @@ def search(params: Params, study: optuna.Study, worker: str, projection_path: Pa
              leave=False) as progress,  # a bar on a terminal only
         heartbeats(study) as hold,
     ):
-        blackbox.stats = usage
         logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
                     study.study_name, len(known), goal, n_complete(study), blackbox.model)
 
@@ -147,7 +146,7 @@ def search(params: Params, study: optuna.Study, worker: str, projection_path: Pa
             """Score the batch's unscored instructions in the background, as many as the budget allows."""
             known = known_evaluations(study)
             new = list(dict.fromkeys(v for v in instructions if v not in known))
-            used = spent_by_all(study, but=worker)[0] + blackbox.stats
+            used = spent_by_all(study, but=worker)[0] + usage
             fits = budget.affordable(used, len(split.validation), len(new))
             if fits < len(new):  # score what fits, then stop
                 study.set_user_attr(BUDGET_ATTR, True)
@@ -158,16 +157,18 @@ def search(params: Params, study: optuna.Study, worker: str, projection_path: Pa
 
         def settle_scored(batch: Scoring) -> None:
             """Tell the batch's trials their scores (failed calls: failed and asked again once)."""
+            nonlocal usage
             with clock("blackbox"):  # the wait for the black box that generating did not hide
-                evaluations = batch.future.result() if batch.future is not None else []
+                scored = batch.future.result() if batch.future is not None else Scored([], CallStats())
+            evaluations, usage = scored.evaluations, usage + scored.stats
             known = known_evaluations(study)
             known.update((e.instruction, e) for e in evaluations if e is not None)
-            record_spending(study, worker, blackbox.stats, clock.seconds)
+            record_spending(study, worker, usage, clock.seconds)
             settle(study, batch.trials, batch.instructions, known, unpaid=batch.new[batch.fits:])
             if None in evaluations:
                 logger.warning("%d instructions had black-box calls that failed after %d retries (%s): their "
                                "trials are failed and asked again once", evaluations.count(None),
-                               params.blackbox.max_retries, blackbox.last_error)
+                               params.blackbox.max_retries, scored.last_error)
             numbers = {t.number for t in batch.trials}
             log_trials(tracking_uri(), study.user_attrs[RUN_ID_ATTR],
                        [r for r in trial_records(study) if r["number"] in numbers])
@@ -212,7 +213,7 @@ class Scoring:
     instructions: list[str]  # one per trial
     new: list[str]  # the distinct ones not scored before
     fits: int  # how many of ``new`` the budget allows (scored); the rest go unpaid
-    future: PrefectFuture[list[Evaluation | None]] | None
+    future: PrefectFuture[Scored] | None
 
 
 def finish(params: Params, study: optuna.Study, run_id: str, name: str) -> None:

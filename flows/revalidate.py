@@ -48,10 +48,11 @@ def revalidate(
             tags = version.tags
             data = DataParams.model_validate_json(tags["data"])
             split = split_and_write.fn(load_task.fn(data), data, Path(tmp) / version.name)
-            (evaluation,) = evaluate(blackbox, [tags["instruction"]], split.test, tags["metric"])
+            scored = evaluate(blackbox, [tags["instruction"]], split.test, tags["metric"])
+            (evaluation,) = scored.evaluations
             if evaluation is None:
                 raise BlackBoxError(f"{version.name}: test calls failed after {box.max_retries} retries "
-                                    f"({blackbox.last_error}); nothing is recorded")
+                                    f"({scored.last_error}); nothing is recorded")
             before = float(tags["test_score"])
             row: dict[str, Any] = {
                 "prompt": version.name, "version": int(version.version), "task": data.task,

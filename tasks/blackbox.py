@@ -17,7 +17,7 @@ from prefect.concurrency.asyncio import rate_limit
 from prefect.exceptions import ObjectNotFound
 from tqdm import tqdm
 
-from components.blackbox import BlackBox, Evaluation, ResponseCache, evaluate_instructions
+from components.blackbox import BlackBox, ResponseCache, Scored, evaluate_instructions
 from components.data import Example
 from components.errors import BlackBoxError
 from components.local_server import local_model_server
@@ -102,10 +102,10 @@ def ensure_rate_limit(name: str, requests_per_minute: int) -> None:
 @task(cache_policy=NO_CACHE)
 def evaluate(
     blackbox: BlackBox, instructions: list[str], examples: tuple[Example, ...], metric: str, bar: str | None = None
-) -> list[Evaluation | None]:
-    """Score instructions zero-shot on examples (one concurrent batch of calls); ``None`` for an
-    instruction with calls that failed after every retry. With ``bar``, a progress bar of that
-    name counts the calls (on a terminal only)."""
+) -> Scored:
+    """Score instructions zero-shot on examples (one concurrent batch of calls): an evaluation
+    each (``None`` for one with calls that failed after every retry), their cost and last fault.
+    With ``bar``, a progress bar of that name counts the calls (on a terminal only)."""
     with tqdm(total=len(instructions) * len(examples), desc=bar, unit="call", disable=None if bar else True,
               leave=False) as progress:
         return evaluate_instructions(blackbox, instructions, examples, metric, progress.update)

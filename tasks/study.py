@@ -13,6 +13,7 @@ import optuna
 
 from components.blackbox import CallStats, Evaluation
 from components.samplers import make_sampler
+from components.tables import create_racing
 
 INSTRUCTION, OUTPUTS, SCORES, RETRY_OF = "instruction", "outputs", "scores", "retry_of"
 USAGE, SECONDS = "blackbox_usage/", "seconds/"  # + a worker's name: what each worker spent (its own key)
@@ -35,8 +36,9 @@ def open_study(
     ``grace`` seconds without a heartbeat (:func:`heartbeats`) in a ``shared`` one, where
     other processes' trials are alive."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=grace,
-                                     heartbeat_stale_trial_callback=_retry) if shared else storage
+    rdb = create_racing(lambda: optuna.storages.RDBStorage(  # (workers, or sweep cells, start together)
+        storage, heartbeat_interval=heartbeat, grace_period=grace, heartbeat_stale_trial_callback=_retry,
+    )) if shared else storage
     study = optuna.create_study(
         storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
         sampler=make_sampler(sampler, n_startup_trials, seed),

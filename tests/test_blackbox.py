@@ -1,4 +1,5 @@
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -28,15 +29,31 @@ def test_evaluation_scores_over_http_and_pays_each_prompt_once(tmp_path):
 
     with stub_server(answer) as server:
         blackbox = _blackbox(server.base_url, cache)
-        results = evaluate_instructions(blackbox, ["Write it in upper case.", "Reverse it."], examples, "exact_match")
+        scored = evaluate_instructions(blackbox, ["Write it in upper case.", "Reverse it."], examples, "exact_match")
+        results = scored.evaluations
         assert [r.mean for r in results] == [1.0, 0.0]
         assert results[1].outputs == ("ba", "dc", "fe")
-        assert len(server.requests) == 6 and blackbox.stats.calls == 6
+        assert len(server.requests) == 6 and scored.stats.calls == 6 and scored.last_error == ""
         assert all(r["temperature"] == 0 for r in server.requests)
         # Same prompts again, from a new client on the same cache file: no request at all.
-        again = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"))
-        assert [r.mean for r in evaluate_instructions(again, ["Reverse it."], examples, "exact_match")] == [0.0]
+        again = evaluate_instructions(_blackbox(server.base_url, ResponseCache(tmp_path / "c.db")), ["Reverse it."],
+                                      examples, "exact_match")
+        assert [r.mean for r in again.evaluations] == [0.0]
         assert len(server.requests) == 6 and again.stats.cache_hits == 3 and again.stats.calls == 0
+
+
+def test_concurrent_completions_each_report_their_own_cost(tmp_path):
+    def slow(prompt: str) -> str:
+        time.sleep(0.05)  # both batches in flight at once
+        return _echo(prompt)
+
+    batches = [[zero_shot_prompt("Shout.", f"{k}{i}") for i in range(n)] for k, n in (("a", 12), ("b", 5))]
+    with stub_server(slow) as server:
+        blackbox = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"), concurrency=4)
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(blackbox.complete, batches))
+    assert [d.stats.calls for d in done] == [12, 5] and len(server.requests) == 17
+    assert done[1].answers == [f"B{i}" for i in range(5)]
 
 
 def test_cache_key_depends_on_endpoint_model_prompt_and_decoding():
@@ -70,9 +87,9 @@ def test_every_kind_of_fault_is_retried_counted_and_absorbed(tmp_path):
     with stub_server(_echo, faults=faults, seed=3, hang_seconds=2.0, retry_after=0.05) as server:
         blackbox = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"), concurrency=16, max_retries=10,
                              backoff=0.01, timeout=1.0)
-        answers = blackbox.complete(prompts)
-    assert answers == [f"WORD{i}" for i in range(80)]  # same as a clean server
-    stats, injected = blackbox.stats, server.injected
+        done = blackbox.complete(prompts)
+    assert done.answers == [f"WORD{i}" for i in range(80)]  # same as a clean server
+    stats, injected = done.stats, server.injected
     assert set(injected) == set(faults) and stats.failed == 0 and stats.calls == 80
     assert stats.faults == sum(injected.values()) == len(server.requests) - 80
     assert (stats.rate_limited, stats.server_errors, stats.timeouts, stats.connection_errors, stats.bad_responses) == (
@@ -85,15 +102,17 @@ def test_calls_failing_after_every_retry_are_not_scored_and_not_cached(tmp_path)
     instructions = [f"Shout {k}." for k in range(8)]
     with stub_server(_echo, faults={"server_error": 0.15}, seed=1) as server:
         flaky = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"))
-        results = evaluate_instructions(flaky, instructions, examples, "exact_match")
-    assert flaky.stats.failed == flaky.stats.server_errors > 0 and flaky.stats.calls == 48 - flaky.stats.failed
+        scored = evaluate_instructions(flaky, instructions, examples, "exact_match")
+    stats, results = scored.stats, scored.evaluations
+    assert stats.failed == stats.server_errors > 0 and stats.calls == 48 - stats.failed
+    assert scored.last_error.startswith("InternalServerError")
     failed = [v for v, r in zip(instructions, results, strict=True) if r is None]
     assert failed and all(r.mean == 1.0 for r in results if r is not None)  # a failure is never a wrong answer
     with stub_server(_echo) as clean:
         again = _blackbox(clean.base_url, ResponseCache(tmp_path / "c.db"), cache_url=server.base_url)  # same endpoint
-        assert all(r is not None and r.mean == 1.0 for r in evaluate_instructions(again, instructions, examples,
-                                                                                  "exact_match"))
-    assert len(clean.requests) == flaky.stats.failed  # only the failed calls are paid again
+        assert all(r is not None and r.mean == 1.0
+                   for r in evaluate_instructions(again, instructions, examples, "exact_match").evaluations)
+    assert len(clean.requests) == stats.failed  # only the failed calls are paid again
 
 
 def test_retry_after_is_honoured_and_parsed():
@@ -109,7 +128,7 @@ def test_rate_limited_endpoint_is_waited_for(tmp_path):
         start = time.monotonic()
         with pytest.raises(BlackBoxError, match="all 1 calls failed after 2 retries; last error: RateLimitError"):
             blackbox.complete(["hi"])
-    assert time.monotonic() - start >= 0.8 and len(server.requests) == 3 and blackbox.stats.rate_limited == 3
+    assert time.monotonic() - start >= 0.8 and len(server.requests) == 3
 
 
 def test_requests_per_minute_are_kept_over_http(tmp_path):

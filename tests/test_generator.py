@@ -84,3 +84,17 @@ def test_sampling_is_fixed_by_its_seed_whatever_else_is_in_the_batch(embedded_mo
     assert len({sample(soft[:1], seed)[0] for seed in range(4)}) > 1  # another seed, another sample
     greedy = generate_texts(model, tokenizer, prompt, soft[:1], 12, "It is to")
     assert greedy == generate_texts(model, tokenizer, prompt, soft[:1], 12, "It is to")
+
+
+def test_a_flow_run_keeps_to_scale_threads(embedded_model):
+    import torch
+
+    from components.params import GeneratorParams
+    from tasks.generator import load_generator
+
+    before = torch.get_num_threads()
+    try:
+        load_generator.fn(GeneratorParams(model=str(embedded_model), prompt="{exemplars}"), threads=1)
+        assert torch.get_num_threads() == 1 != before  # (this machine has more than one core)
+    finally:
+        torch.set_num_threads(before)

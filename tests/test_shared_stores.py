@@ -5,6 +5,8 @@ SQLite copy that dvc.yaml tracks."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 import pytest
@@ -15,8 +17,10 @@ from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
 from flows.settings import DATABASE_URL
+from tasks.study import open_study
 from tests.conftest import small_params
 from tests.openai_stub import stub_server
+from tests.services import new_database
 
 SECRET = "pg-pw-DO-NOT-STORE-7171"
 
@@ -32,6 +36,19 @@ def test_two_workers_caches_on_one_database_share_answers(postgres_url):
     finally:
         first.close()
         second.close()
+
+
+def test_workers_starting_together_on_a_new_database_all_open_the_cache_and_the_study(postgres_url):
+    url = new_database(postgres_url, "race")
+    start = threading.Barrier(6)
+
+    def open_both(_: int) -> int:
+        start.wait()  # every process creates the tables at the same moment
+        ResponseCache(url).close()
+        return len(open_study(url, "s", "random", 2, 0, shared=True).trials)
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(open_both, range(6))) == [0] * 6
 
 
 @pytest.mark.slow

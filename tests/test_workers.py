@@ -99,8 +99,8 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), \
                 get_client(sync_client=True) as prefect:  # the worker saw its flow run's process die
             assert prefect.read_flow_run(UUID(run_id)).state.is_crashed()  # type: ignore[union-attr]
-            threads = [m.message for m in prefect.read_logs() if "CPU threads" in m.message]
-        assert len(threads) >= 3 and all(m.endswith(" 1 CPU threads") for m in threads), threads
+            others = [r for r in prefect.read_flow_runs() if "-worker-" in r.name and str(r.id) != run_id]
+            assert [r.state_name for r in others] == ["Completed"] * 2  # (none lost a race to create tables)
         run_info = json.loads((project / "outputs/run.json").read_text())
         history = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(run_info["mlflow_run_id"], "val_score")
 
