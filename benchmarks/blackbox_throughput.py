@@ -1,11 +1,14 @@
 """Black-box throughput against the local model server: calls/s and server RSS per concurrency.
 
-Each setting sends distinct zero-shot prompts (no cache hits) after a warm-up; prints calls/s
+Each setting sends distinct zero-shot prompts (no cache hits) of a task's inputs with its
+hand-written instruction (``--task first_letter``: one-word inputs, one-letter answers;
+``--task sentiment``: sentence inputs, answers up to ``--max-tokens``) after a warm-up; prints calls/s
 (and the speed-up over one call at a time), seconds per instruction evaluated (20 validation
 examples) and the server's resident memory. Then the share of a full BO run's wall time spent on
 the black box, the generator and the GP, from the pipeline's last run (metrics/optimize.json).
 
     .venv/bin/python -m benchmarks.blackbox_throughput --concurrency 1 4 16 32 --calls 64
+    .venv/bin/python -m benchmarks.blackbox_throughput --task sentiment --concurrency 1 4 16 32 --calls 64
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from pathlib import Path
 import psutil
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
+from benchmarks.tasks import HANDWRITTEN, load
 from components.blackbox import BlackBox, ResponseCache, zero_shot_prompt
-from components.builtin_tasks import builtin_task
 from components.local_server import local_model_server
 from flows.settings import EMBEDDED_MODEL, load_params
 
@@ -36,10 +39,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=64, help="calls per setting")
     parser.add_argument("--cache-blocks", type=int, default=None, help="default: params.yaml")
     parser.add_argument("--max-batch-tokens", type=int, default=None, help="default: params.yaml")
+    parser.add_argument("--task", default="first_letter", choices=sorted(HANDWRITTEN), help="whose inputs")
+    parser.add_argument("--max-tokens", type=int, default=None, help="per answer; default: params.yaml")
     args = parser.parse_args()
     bb = load_params().blackbox
-    words = [e.input for e in builtin_task("first_letter").pool]
-    instruction = "Write only the first letter of the input word."
+    data = load(args.task)
+    words = list(dict.fromkeys(e.input for e in (*data.pool, *data.test)))
+    instruction, max_tokens = HANDWRITTEN[args.task], args.max_tokens or bb.max_tokens
+    assert len(words) >= 16 + args.calls * len(args.concurrency), f"{args.task}: too few distinct inputs"
     with tempfile.TemporaryDirectory() as tmp, local_model_server(
         EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=args.cache_blocks or bb.server_cache_blocks,
         block_size=bb.server_block_size, max_batch_tokens=args.max_batch_tokens or bb.server_max_batch_tokens,
@@ -50,7 +57,7 @@ def main() -> None:
         def run(concurrency: int, n: int) -> float:
             nonlocal offset
             box = BlackBox(base_url=url, model=str(EMBEDDED_MODEL), api_key="local", cache=cache,
-                           concurrency=concurrency, max_tokens=bb.max_tokens)
+                           concurrency=concurrency, max_tokens=max_tokens)
             prompts = [zero_shot_prompt(instruction, w) for w in words[offset : offset + n]]
             offset += n
             start = time.perf_counter()
@@ -58,6 +65,8 @@ def main() -> None:
             return time.perf_counter() - start
 
         run(8, 16)  # warm-up
+        print(f"{args.task}: inputs of {sum(len(w.split()) for w in words) / len(words):.1f} words on average, "
+              f"answers of at most {max_tokens} tokens")
         print(f"{'concurrency':>11s} {'calls/s':>8s} {'speed-up':>9s} {'s/instruction(20)':>18s} "
               f"{'server RSS GB':>14s}")
         first = None

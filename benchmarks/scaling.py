@@ -9,7 +9,7 @@ process (no work pool). Reports the optimize stage's wall time, black-box calls 
 speedup over one worker and its ratio to linear scaling; the same for the search alone (first
 call to last answer, without the start-up: deployment, worker pick-up, imports, model load), and
 the share of the search's wall time with no call in flight. Results
-go to benchmarks/results/scaling.{json,md,png}.
+go to benchmarks/results/OUT.{json,md,png} (``--out``, default scaling).
 
     .venv/bin/python -m benchmarks.scaling --workers 1 2 4 --instructions 40 --latency 1.0
 """
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per black-box call")
     parser.add_argument("--concurrency", type=int, default=4, help="calls in flight per worker")
     parser.add_argument("--task", default="first_letter", help="a built-in task")
+    parser.add_argument("--out", default="scaling", help="results name under benchmarks/results")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, temporary_postgres() as postgres:
@@ -130,10 +131,10 @@ def main() -> None:
         row["search_speedup"] = round(row["search_calls_per_s"] / search_base, 2)
     command = "python -m benchmarks.scaling " + " ".join(sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scaling.json").write_text(json.dumps({"command": command, "settings": vars(args), "rows": rows},
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "settings": vars(args), "rows": rows},
                                                      indent=2) + "\n")
     table = markdown(rows, command, args)
-    (RESULTS / "scaling.md").write_text(table + "\n")
+    (RESULTS / f"{args.out}.md").write_text(table + "\n")
     print(table)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot([r["workers"] for r in rows], [r["speedup"] for r in rows], "o-", label="measured")
@@ -141,7 +142,7 @@ def main() -> None:
     ax.set(xlabel="workers", ylabel="speedup (black-box calls/s)", title=f"latency {args.latency:g} s per call")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "scaling.png", dpi=120)
+    fig.savefig(RESULTS / f"{args.out}.png", dpi=120)
 
 
 def markdown(rows: list[dict], command: str, args: argparse.Namespace) -> str:
