@@ -161,7 +161,9 @@ class BlackBox:
     def complete(self, prompts: Sequence[str], progress: Callable[[int], object] | None = None) -> Completions:
         """Answer every prompt (duplicates and cached ones cost nothing), in order; ``None``
         for a call that failed after every retry. ``progress(n)`` hears of the prompts answered
-        (the cached ones first). Raises BlackBoxError if no call got through."""
+        (the cached ones first). Raises BlackBoxError if no call got through and none was cached
+        (the endpoint is unusable; a batch of a few calls left to pay for, e.g. a retry's, may
+        just have been unlucky)."""
         keys = [ResponseCache.key(self.cache_url or self.base_url, self.model, p, self._params) for p in prompts]
         answers: dict[str, str | None] = {k: self.cache.get(k) for k in set(keys)}
         tally = _Tally(CallStats(cache_hits=sum(answers[k] is not None for k in keys)))
@@ -170,7 +172,7 @@ class BlackBox:
             progress(tally.stats.cache_hits)
         if missing:
             fetched = asyncio.run(self._fetch(missing, progress, tally))
-            if all(text is None for text in fetched.values()):
+            if all(text is None for text in fetched.values()) and not tally.stats.cache_hits:
                 raise BlackBoxError(f"blackbox.base_url {self.base_url!r}: all {len(fetched)} calls failed after "
                                     f"{self.max_retries} retries; last error: {tally.last_error}")
             answers.update(fetched)

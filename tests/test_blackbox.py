@@ -142,3 +142,15 @@ def test_requests_per_minute_are_kept_over_http(tmp_path):
     interval = 61 / 600  # 1 s worth at once, then one every interval: never more than 600 a minute
     assert len(times) == 25 and all(t >= k * interval - 1.0 for k, t in enumerate(times)), times
     assert times[-1] >= 1.4
+
+
+def test_a_batch_with_cached_answers_is_not_stopped_by_its_few_failed_calls(tmp_path):
+    prompts = [zero_shot_prompt("Shout.", w) for w in ("ab", "cd", "ef")]
+    with stub_server(_echo) as server:
+        _blackbox(server.base_url, ResponseCache(tmp_path / "c.db")).complete(prompts[:2])
+        url = server.base_url
+    with stub_server(_echo, faults={"server_error": 1.0}) as failing:
+        retry = _blackbox(failing.base_url, ResponseCache(tmp_path / "c.db"), cache_url=url).complete(prompts)
+        assert retry.answers == ["AB", "CD", None] and retry.stats.failed == 1  # (a retried trial's call)
+        with pytest.raises(BlackBoxError, match="all 1 calls failed"):  # nothing cached: the endpoint is unusable
+            _blackbox(failing.base_url, ResponseCache(tmp_path / "d.db")).complete(prompts[2:])
