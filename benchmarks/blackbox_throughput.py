@@ -54,27 +54,29 @@ def main() -> None:
         cache = ResponseCache(Path(tmp) / "cache.db")
         offset = 0
 
-        def run(concurrency: int, n: int) -> float:
+        def run(concurrency: int, n: int) -> tuple[float, float]:
+            """Seconds for ``n`` new calls at ``concurrency``, and their mean answer in tokens."""
             nonlocal offset
             box = BlackBox(base_url=url, model=str(EMBEDDED_MODEL), api_key="local", cache=cache,
                            concurrency=concurrency, max_tokens=max_tokens)
             prompts = [zero_shot_prompt(instruction, w) for w in words[offset : offset + n]]
             offset += n
             start = time.perf_counter()
-            box.complete(prompts)
-            return time.perf_counter() - start
+            done = box.complete(prompts)
+            return time.perf_counter() - start, done.stats.completion_tokens / max(1, done.stats.calls)
 
         run(8, 16)  # warm-up
         print(f"{args.task}: inputs of {sum(len(w.split()) for w in words) / len(words):.1f} words on average, "
               f"answers of at most {max_tokens} tokens")
         print(f"{'concurrency':>11s} {'calls/s':>8s} {'speed-up':>9s} {'s/instruction(20)':>18s} "
-              f"{'server RSS GB':>14s}")
+              f"{'server RSS GB':>14s} {'answer tokens':>14s}")
         first = None
         for concurrency in args.concurrency:
-            rate = args.calls / run(concurrency, args.calls)
+            seconds, tokens = run(concurrency, args.calls)
+            rate = args.calls / seconds
             first = first or rate
-            print(f"{concurrency:11d} {rate:8.2f} {rate / first:8.1f}x {20 / rate:18.1f} {server_rss_gb():14.2f}",
-                  flush=True)
+            print(f"{concurrency:11d} {rate:8.2f} {rate / first:8.1f}x {20 / rate:18.1f} {server_rss_gb():14.2f} "
+                  f"{tokens:14.1f}", flush=True)
     metrics = Path("metrics/optimize.json")
     if metrics.exists():
         seconds = {k: json.loads(metrics.read_text())[f"seconds_{k}"] for k in ("blackbox", "generator", "bo")}
