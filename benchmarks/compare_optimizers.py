@@ -38,7 +38,7 @@ from components.local_server import local_model_server
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
-from flows.settings import EMBEDDED_MODEL, PREPARED
+from flows.settings import EMBEDDED_MODEL, Workspace
 from tasks.data import read_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,24 +58,20 @@ def data_params(task: str) -> dict:
 def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
     """One pipeline run in ``workdir``; returns its test and optimisation metrics, and the
     hand-written instruction's test score on the same split."""
-    cwd = Path.cwd()
-    os.chdir(workdir)
-    try:
-        Path("params.yaml").write_text(yaml.safe_dump(params))
-        start = time.perf_counter()
-        prepare()
-        optimize()
-        test = evaluate_test()
-        seconds = time.perf_counter() - start
-        opt = json.loads(Path("metrics/optimize.json").read_text())
-        split, metric = read_split(PREPARED)
-        hand = evaluate_instructions(blackbox, [HANDWRITTEN[params["data"]["task"]]], split.test, metric).evaluations[0]
-        return {"test": test["best_test_score"], "val": test["best_val_score"],
-                "empty": test["empty_instruction_test_score"], "hand": hand.mean if hand else None,
-                "trials": opt["n_trials"], "distinct": opt["n_distinct_instructions"],
-                "calls": opt["blackbox_calls"], "seconds": seconds, "instruction": test["best_instruction"]}
-    finally:
-        os.chdir(cwd)
+    workspace = Workspace(workdir)
+    workspace.params.write_text(yaml.safe_dump(params))
+    start = time.perf_counter()
+    prepare(workspace)
+    optimize(workspace)
+    test = evaluate_test(workspace)
+    seconds = time.perf_counter() - start
+    opt = json.loads((workspace.metrics / "optimize.json").read_text())
+    split, metric = read_split(workspace.prepared)
+    hand = evaluate_instructions(blackbox, [HANDWRITTEN[params["data"]["task"]]], split.test, metric).evaluations[0]
+    return {"test": test["best_test_score"], "val": test["best_val_score"],
+            "empty": test["empty_instruction_test_score"], "hand": hand.mean if hand else None,
+            "trials": opt["n_trials"], "distinct": opt["n_distinct_instructions"],
+            "calls": opt["blackbox_calls"], "seconds": seconds, "instruction": test["best_instruction"]}
 
 
 def main() -> None:
@@ -123,9 +119,7 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     if any(r["seed"] == seed for r in results[task, method]):
                         continue
                     workdir = Path(tmp) / f"{task}-{seed}-{method}"
-                    (workdir / "models").mkdir(parents=True)
-                    (workdir / "outputs").mkdir()
-                    (workdir / EMBEDDED_MODEL).symlink_to(ROOT / EMBEDDED_MODEL)
+                    workdir.mkdir()
                     params = json.loads(json.dumps(base))
                     params["generator"]["model"] = str(ROOT / EMBEDDED_MODEL)
                     metric = "contains" if task in args.contains else None if args.metric == "paper" else args.metric

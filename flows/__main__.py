@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from components.errors import BlackBoxError, BudgetError, ConfigError, TaskDataError
-from flows.settings import PARAMS, load_params, workspace_dir
+from flows.settings import PARAMS, Workspace, load_params, run_workspace
 
 OK, FAILED, BAD_INPUT, DROPPED = 0, 1, 2, 3
 EPILOG = """exit codes: 0 done; 1 the run failed (black box, budget, other error); 2 bad input
@@ -129,7 +129,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         overrides = dict(args.overrides) or None
         pipeline(args.params, overrides, args.workspace)
         here = overrides is None and args.workspace is None
-        print(report(Path(".") if here else workspace_dir(params, args.workspace)))
+        print(report(Workspace(params_file=args.params) if here else run_workspace(params, args.workspace)))
     elif args.command == "sweep":
         from flows.sweep import plan_sweep, sweep
 
@@ -139,8 +139,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "evaluate":
         from flows.evaluate import evaluate_test, require_run_outputs
 
-        require_run_outputs()
-        print(json.dumps(evaluate_test(args.params), indent=2))
+        workspace = Workspace(params_file=args.params)
+        require_run_outputs(workspace)
+        print(json.dumps(evaluate_test(workspace), indent=2))
     elif args.command == "revalidate":
         from flows.revalidate import revalidate
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import optuna
@@ -25,25 +25,14 @@ from components.budget import Budget
 from components.errors import BudgetError
 from components.params import Params
 from flows.settings import (
-    CANDIDATES,
-    METRICS,
-    PARAMS,
-    PLOTS,
-    PREPARED,
-    PROJECTION,
-    RUN_INFO,
-    SERVER_LOG,
-    STUDY_DB,
-    TRIALS,
-    artifact_root,
+    HERE,
+    Workspace,
     blackbox_price,
+    cpu_threads,
     database_url,
     load_params,
     local_model,
-    response_store,
     study_name,
-    study_storage,
-    tracking_uri,
 )
 from flows.timing import Stopwatch
 from tasks.blackbox import evaluate, open_blackbox
@@ -75,55 +64,56 @@ WORKER_ENTRYPOINT = "flows.optimize.optimize_worker"
 
 
 @flow(name="optimize-instruction")
-def optimize(params_path: Path = PARAMS) -> None:
-    params = load_params(params_path)
-    split, _ = read_split(PREPARED)
+def optimize(workspace: Workspace = HERE) -> None:
+    params = load_params(workspace.params)
+    read_split(workspace.prepared)  # (the prepare stage has run)
     name = study_name(params)
-    study = _open_study(params, name)
+    study = _open_study(params, name, workspace)
     run_id = start_run(
-        tracking_uri(), artifact_root(), params.tracking.experiment, name, params.model_dump(),
-        tags={"task": params.data.task, "optimizer": params.bo.sampler, "data_version": split_digest(PREPARED),
+        workspace.tracking_uri(), workspace.artifact_root(), params.tracking.experiment, name, params.model_dump(),
+        tags={"task": params.data.task, "optimizer": params.bo.sampler,
+              "data_version": split_digest(workspace.prepared),
               "generator": params.generator.model, "study": name},
         run_id=study.user_attrs.get(RUN_ID_ATTR),
     )
     study.set_user_attr(RUN_ID_ATTR, run_id)
     study.set_user_attr(BUDGET_ATTR, False)  # a raised budget continues the study
-    with failed_on_error(tracking_uri(), run_id):
+    with failed_on_error(workspace.tracking_uri(), run_id):
         if params.scale.workers == 1:
-            search(params, study, IN_PROCESS, PROJECTION)
+            search(params, study, IN_PROCESS, workspace)
         else:
-            workers = {f"{name}-worker-{i}": {"params_path": str(params_path.resolve())}
+            workers = {f"{name}-worker-{i}": {"workspace": asdict(workspace.absolute())}
                        for i in range(params.scale.workers)}
             run_flows(WORKER_ENTRYPOINT, name, params.scale.work_pool, Path.cwd(), workers,
                       lambda: f"{len(known_evaluations(study))}/{params.bo.n_instructions} instructions scored",
                       need_one=True)
-        finish(params, study, run_id, name)
+        finish(params, study, run_id, name, workspace)
 
 
 @flow(name="optimize-worker")
-def optimize_worker(params_path: str) -> None:
+def optimize_worker(workspace: Workspace) -> None:
     """One of the ``scale.workers`` flow runs of an optimisation on a shared study (started by
     `optimize`, in its project directory)."""
-    params = load_params(Path(params_path))
-    search(params, _open_study(params, study_name(params)), str(flow_run.id), PROJECTION)
+    params = load_params(workspace.params)
+    search(params, _open_study(params, study_name(params), workspace), str(flow_run.id), workspace)
 
 
-def _open_study(params: Params, name: str) -> optuna.Study:
-    STUDY_DB.parent.mkdir(parents=True, exist_ok=True)  # (a SQLite study's folder)
-    return open_study(study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed,
+def _open_study(params: Params, name: str, workspace: Workspace) -> optuna.Study:
+    workspace.outputs.mkdir(parents=True, exist_ok=True)  # (a SQLite study's folder)
+    return open_study(workspace.study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed,
                       shared=database_url() is not None, heartbeat=params.scale.heartbeat, grace=params.scale.grace)
 
 
-def search(params: Params, study: optuna.Study, worker: str, projection_path: Path) -> None:
+def search(params: Params, study: optuna.Study, worker: str, workspace: Workspace) -> None:
     """ask -> propose -> score -> settle, batch after batch, until the study holds
     ``bo.n_instructions`` scored distinct instructions (whoever scored them) or ``bo.n_trials``
     complete trials, or the budget is spent. While a batch is scored (in the background), the
     next one is asked (the scored one pending) and generated. A z that repeats a scored
     instruction is told its score for free; a batch shrinks to what the budget still allows."""
     logger = get_run_logger()
-    split, metric = read_split(PREPARED)
-    model, tokenizer = load_generator(params.generator, params.scale.threads)
-    projection = setup_projection(params.projection, model, projection_path)
+    split, metric = read_split(workspace.prepared)
+    model, tokenizer = load_generator(params.generator, cpu_threads(params))
+    projection = setup_projection(params.projection, model, workspace.projection)
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
     propose = proposer(params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed)
     usage, seconds = spent(study, worker)
@@ -133,8 +123,8 @@ def search(params: Params, study: optuna.Study, worker: str, projection_path: Pa
     goal, cap = params.bo.n_instructions, params.bo.n_trials
     known = known_evaluations(study)
     with (
-        open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params), response_store(),
-                      SERVER_LOG) as blackbox,
+        open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
+                      workspace.response_store(), workspace.server_log) as blackbox,
         tqdm(total=goal, initial=min(len(known), goal), unit="instruction", desc=params.data.task, disable=None,
              leave=False) as progress,  # a bar on a terminal only
         heartbeats(study) as hold,
@@ -170,7 +160,7 @@ def search(params: Params, study: optuna.Study, worker: str, projection_path: Pa
                                "trials are failed and asked again once", evaluations.count(None),
                                params.blackbox.max_retries, scored.last_error)
             numbers = {t.number for t in batch.trials}
-            log_trials(tracking_uri(), study.user_attrs[RUN_ID_ATTR],
+            log_trials(workspace.tracking_uri(), study.user_attrs[RUN_ID_ATTR],
                        [r for r in trial_records(study) if r["number"] in numbers])
             ranked = best_evaluations(study, 1)  # empty while every trial so far had failed calls
             best = f"{ranked[0].mean:.3f} {ranked[0].instruction!r}" if ranked else "none yet"
@@ -216,7 +206,7 @@ class Scoring:
     future: PrefectFuture[Scored] | None
 
 
-def finish(params: Params, study: optuna.Study, run_id: str, name: str) -> None:
+def finish(params: Params, study: optuna.Study, run_id: str, name: str, workspace: Workspace) -> None:
     """The run's outputs from the study, whichever workers filled it: trials, ranked candidates,
     metrics, the convergence plot, the MLflow summary, and (for a shared study) its SQLite copy."""
     logger = get_run_logger()
@@ -225,10 +215,10 @@ def finish(params: Params, study: optuna.Study, run_id: str, name: str) -> None:
     if not top:
         raise BudgetError(f"the budget ({params.budget.model_dump(exclude={'prices'})}) allowed no trial at all")
     usage, seconds = spent_by_all(study)
-    write_json(TRIALS, records)
-    write_json(CANDIDATES, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)}
+    write_json(workspace.trials, records)
+    write_json(workspace.candidates, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)}
                             for e in top])
-    write_json(PLOTS / "convergence.json",
+    write_json(workspace.plots / "convergence.json",
                [{k: r[k] for k in ("trial", "val_score", "best_val_score")} for r in records])
     summary = {
         "best_val_score": top[0].mean,
@@ -238,14 +228,14 @@ def finish(params: Params, study: optuna.Study, run_id: str, name: str) -> None:
         **{f"blackbox_{k}": v for k, v in usage.as_dict().items()},
         **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()},
     }
-    write_json(METRICS / "optimize.json", summary)
-    png = convergence_plot(records, f"{params.data.task}: {params.bo.sampler}", PLOTS / "convergence.png")
-    log_results(tracking_uri(), run_id, summary, files=[png, TRIALS, CANDIDATES])
-    log_table(tracking_uri(), run_id, records, "trial_table.json",
+    write_json(workspace.metrics / "optimize.json", summary)
+    png = convergence_plot(records, f"{params.data.task}: {params.bo.sampler}", workspace.plots / "convergence.png")
+    log_results(workspace.tracking_uri(), run_id, summary, files=[png, workspace.trials, workspace.candidates])
+    log_table(workspace.tracking_uri(), run_id, records, "trial_table.json",
               ("trial", "instruction", "val_score", "best_val_score"))
     if database_url():  # the study lives in a shared database: dvc.yaml tracks a copy
-        snapshot_study(study_storage(), name, STUDY_DB)
-    write_json(RUN_INFO, {"mlflow_run_id": run_id, "study": name})
+        snapshot_study(workspace.study_storage(), name, workspace.study_db)
+    write_json(workspace.run_info, {"mlflow_run_id": run_id, "study": name})
     logger.info("best validation score %.3f: %r (%s)", top[0].mean, top[0].instruction,
                 ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()))
 

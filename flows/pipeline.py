@@ -16,7 +16,7 @@ from flows.model import convert_model
 from flows.optimize import optimize
 from flows.preflight import preflight
 from flows.prepare import prepare
-from flows.settings import PARAMS, in_workspace
+from flows.settings import PARAMS, Workspace, open_workspace
 
 
 @flow(name="instructzero-pipeline")
@@ -30,13 +30,12 @@ def pipeline(
     preflight(params_path, overrides)
     convert_model()
     if overrides is None and workspace is None:
-        prepare(params_path)
-        optimize(params_path)
-        return evaluate_test(params_path)
-    with in_workspace(params_path, overrides or {}, workspace):
-        prepare()
-        optimize()
-        return evaluate_test()
+        here = Workspace(params_file=params_path)
+    else:
+        here = open_workspace(params_path, overrides or {}, workspace)
+    prepare(here)
+    optimize(here)
+    return evaluate_test(here)
 
 
 if __name__ == "__main__":

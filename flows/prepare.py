@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 
-from flows.settings import PARAMS, PREPARED, load_params
+from flows.settings import HERE, Workspace, load_params
 from tasks.data import load_task, split_and_write
 
 
 @flow(name="prepare-data")
-def prepare(params_path: Path = PARAMS) -> None:
-    params = load_params(params_path).data
-    split = split_and_write(load_task(params), params, PREPARED)
+def prepare(workspace: Workspace = HERE) -> None:
+    params = load_params(workspace.params).data
+    split = split_and_write(load_task(params), params, workspace.prepared)
     logger = get_run_logger()
     logger.info("task %r: %d exemplars, %d validation, %d test examples -> %s",
-                params.task, len(split.exemplars), len(split.validation), len(split.test), PREPARED)
+                params.task, len(split.exemplars), len(split.validation), len(split.test), workspace.prepared)
     if split.n_duplicates:
         logger.warning("dropped %d duplicate rows (a repeated input, or a test input also shown as an exemplar "
                        "or validation example)", split.n_duplicates)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mlflow.tracking import MlflowClient
 
-from flows.settings import METRICS, PLOTS, tracking_uri
+from flows.settings import HERE, Workspace
 from tasks.files import read_json
 
 
-def report(directory: Path = Path(".")) -> str:
-    """A few lines on the run whose results are in ``directory``."""
-    test, opt = read_json(directory / METRICS / "test.json"), read_json(directory / METRICS / "optimize.json")
+def report(workspace: Workspace = HERE) -> str:
+    """A few lines on the run whose results are in ``workspace``."""
+    test, opt = read_json(workspace.metrics / "test.json"), read_json(workspace.metrics / "optimize.json")
     seconds = ", ".join(f"{k.removeprefix('seconds_')} {v:.0f}s" for k, v in opt.items() if k.startswith("seconds_"))
     lines = [
         (f"Best instruction for task {test['task']!r} ({test['metric']}, {opt['n_trials']} trials, "
@@ -23,18 +21,18 @@ def report(directory: Path = Path(".")) -> str:
         "Top candidates (validation -> test):",
         *(f"  {r['val_score']:.3f} -> {r['test_score']:.3f}  {r['instruction']!r}" for r in test["top"]),
         f"Time: {seconds}; black-box calls {opt['blackbox_calls']} (+{opt['blackbox_cache_hits']} cached)",
-        f"Metrics: {directory / METRICS}/test.json, {directory / METRICS}/optimize.json; "
-        f"plot: {directory / PLOTS / 'convergence.png'}",
-        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}, then the runs table:",
-        f"  {runs_page(test['mlflow_run_id'])}  (run {test['mlflow_run_id'][:8]})",
+        f"Metrics: {workspace.metrics}/test.json, {workspace.metrics}/optimize.json; "
+        f"plot: {workspace.plots / 'convergence.png'}",
+        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {workspace.tracking_uri()}, then the runs table:",
+        f"  {runs_page(workspace, test['mlflow_run_id'])}  (run {test['mlflow_run_id'][:8]})",
     ]
     return "\n".join(lines)
 
 
-def runs_page(run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+def runs_page(workspace: Workspace, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
     """The UI's runs table of the run's experiment. MLflow 3's UI opens on GenAI traces unless
     asked for its machine-learning view (the experiment's kind tag is not enough there)."""
-    experiment = MlflowClient(tracking_uri()).get_run(run_id).info.experiment_id
+    experiment = MlflowClient(workspace.tracking_uri()).get_run(run_id).info.experiment_id
     return f"{ui}/#/experiments/{experiment}/runs?workflowType=machine_learning"
 
 

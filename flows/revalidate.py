@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 
 from components.errors import BlackBoxError
 from components.params import BlackBoxParams, DataParams
-from flows.settings import PARAMS, artifact_root, load_params, local_model, tracking_uri
+from flows.settings import HERE, PARAMS, load_params, local_model
 from tasks.blackbox import evaluate, open_blackbox
 from tasks.data import load_task, split_and_write, split_digest
 from tasks.tracking import log_results, log_table, production_prompts, start_run, tag_prompt_version
@@ -34,9 +34,9 @@ def revalidate(
     box = BlackBoxParams.model_validate({**params.blackbox.model_dump(), **update})
     params = params.model_copy(update={"blackbox": box})
     logger = get_run_logger()
-    versions = production_prompts(tracking_uri(), tasks)
+    versions = production_prompts(HERE.tracking_uri(), tasks)
     if not versions:
-        logger.warning("no production prompt in the registry at %s%s", tracking_uri(),
+        logger.warning("no production prompt in the registry at %s%s", HERE.tracking_uri(),
                        f" for tasks {tasks}" if tasks else "")
         return []
     rows = []
@@ -69,18 +69,18 @@ def revalidate(
                 row["test_score"], row["drift"], " DROPPED" if row["dropped"] else "")
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for version, row in zip(versions, rows, strict=True):
-        tag_prompt_version(tracking_uri(), version, {
+        tag_prompt_version(HERE.tracking_uri(), version, {
             "revalidated_at": now, "revalidated_test_score": f"{row['test_score']:.6f}",
             "revalidated_drift": f"{row['drift']:+.6f}", "revalidated_blackbox_model": row["blackbox_model"],
             "dropped": str(row["dropped"]).lower()})
-    run_id = start_run(tracking_uri(), artifact_root(), f"{params.tracking.experiment}-revalidation",
+    run_id = start_run(HERE.tracking_uri(), HERE.artifact_root(), f"{params.tracking.experiment}-revalidation",
                        f"revalidate-{now}", {"blackbox": box.model_dump(), "tolerance": tolerance},
                        tags={"kind": "revalidation"})
-    log_results(tracking_uri(), run_id, {
+    log_results(HERE.tracking_uri(), run_id, {
         **{f"{r['task']}.test_score": r["test_score"] for r in rows},
         **{f"{r['task']}.drift": r["drift"] for r in rows},
         "n_dropped": sum(r["dropped"] for r in rows)}, status="FINISHED")
-    log_table(tracking_uri(), run_id, rows, "revalidation.json")
+    log_table(HERE.tracking_uri(), run_id, rows, "revalidation.json")
     return rows
 
 

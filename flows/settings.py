@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -18,23 +20,8 @@ from components.params import Params, apply_overrides, parse_params
 from tasks.files import write_atomic
 
 PARAMS = Path("params.yaml")
-SOURCE = Path("data/source.json")
-PREPARED = Path("data/prepared")
 MODELS = Path("models")
 EMBEDDED_MODEL = MODELS / "smollm2-135m-instruct"
-OUTPUTS = Path("outputs")
-PROJECTION = OUTPUTS / "projection.pt"
-STUDY_DB = OUTPUTS / "optuna.db"
-RESPONSE_CACHE = OUTPUTS / "responses.db"
-SERVER_LOG = OUTPUTS / "model_server.log"
-TRIALS = OUTPUTS / "trials.json"
-CANDIDATES = OUTPUTS / "candidates.json"
-RUN_INFO = OUTPUTS / "run.json"
-METRICS = Path("metrics")
-PLOTS = Path("plots")
-MLRUNS = Path("mlruns")
-
-
 DATABASE_URL = "INSTRUCTZERO_DATABASE_URL"  # the environment variable (it may hold a password)
 
 
@@ -45,51 +32,108 @@ def database_url() -> str | None:
     return os.environ.get(DATABASE_URL) or None
 
 
-def study_storage() -> str:
-    return database_url() or f"sqlite:///{STUDY_DB}"
+@dataclass(frozen=True)
+class Workspace:
+    """Where one run keeps its files, every path under ``root`` (the layout dvc.yaml names):
+    its parameter file (``params_file``, default root/params.yaml), data, outputs, study,
+    metrics and plots. It logs to the MLflow store in ``mlruns_dir`` (default root/mlruns)
+    unless $MLFLOW_TRACKING_URI names another. The stages take one and pass it down: nothing
+    changes the process's working directory, so runs in other workspaces can share a process."""
+
+    root: Path = Path(".")
+    params_file: Path | None = None
+    mlruns_dir: Path | None = None
+
+    def absolute(self) -> Workspace:
+        """The same workspace by absolute paths (for a flow run in another directory)."""
+        return Workspace(self.root.resolve(), self.params.resolve(), self.mlruns.resolve())
+
+    @property
+    def params(self) -> Path:
+        return self.params_file or self.root / PARAMS
+
+    @property
+    def source(self) -> Path:
+        return self.root / "data" / "source.json"
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "data" / "prepared"
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def projection(self) -> Path:
+        return self.outputs / "projection.pt"
+
+    @property
+    def study_db(self) -> Path:
+        return self.outputs / "optuna.db"
+
+    @property
+    def server_log(self) -> Path:
+        return self.outputs / "model_server.log"
+
+    @property
+    def trials(self) -> Path:
+        return self.outputs / "trials.json"
+
+    @property
+    def candidates(self) -> Path:
+        return self.outputs / "candidates.json"
+
+    @property
+    def run_info(self) -> Path:
+        return self.outputs / "run.json"
+
+    @property
+    def mlruns(self) -> Path:
+        return self.mlruns_dir or self.root / "mlruns"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def study_storage(self) -> str:
+        return database_url() or f"sqlite:///{self.study_db}"
+
+    def response_store(self) -> Path | str:
+        return database_url() or self.outputs / "responses.db"
+
+    def tracking_uri(self) -> str:
+        """Where runs and prompts go: $MLFLOW_TRACKING_URI (e.g. a shared tracking server), else
+        the SQLite file in ``mlruns_dir``, by absolute path (MLflow caches a store per URI, so a
+        relative one would keep pointing at the first directory it was used from)."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(self.mlruns / 'mlflow.db').resolve()}"
+
+    def artifact_root(self) -> Path | None:
+        """Artifacts next to a SQLite store (mlruns/artifacts); a tracking server keeps its own."""
+        uri = self.tracking_uri()
+        return Path(uri.removeprefix("sqlite:///")).parent / "artifacts" if uri.startswith("sqlite:///") else None
 
 
-def response_store() -> Path | str:
-    return database_url() or RESPONSE_CACHE
+HERE = Workspace()  # the project directory itself: what dvc.yaml's stages and the deployments use
 
 
-def tracking_uri() -> str:
-    """Where runs and prompts go: $MLFLOW_TRACKING_URI (e.g. a shared tracking server), else
-    the project's SQLite file, by absolute path (MLflow caches a store per URI, so a relative
-    one would keep pointing at the first directory it was used from)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(MLRUNS / 'mlflow.db').resolve()}"
-
-
-def artifact_root() -> Path | None:
-    """Artifacts next to a SQLite store (mlruns/artifacts); a tracking server keeps its own."""
-    uri = tracking_uri()
-    return Path(uri.removeprefix("sqlite:///")).parent / "artifacts" if uri.startswith("sqlite:///") else None
-
-
-@contextmanager
-def in_workspace(params_path: Path, overrides: Mapping[str, Any], workspace: Path | None = None) -> Iterator[Path]:
-    """Work in ``workspace`` (default runs/<task>) with its own params.yaml (``params_path`` with
-    ``overrides``), data, outputs and study, so that runs of different tasks keep apart. It sees
-    the project's models; MLflow stays the project's unless $MLFLOW_TRACKING_URI says otherwise."""
+def open_workspace(params_path: Path, overrides: Mapping[str, Any], directory: Path | None = None) -> Workspace:
+    """A run's own workspace (default runs/<task>) with its own params.yaml (``params_path``
+    with ``overrides``, a relative data location made absolute), data, outputs and study, so
+    that runs of different tasks keep apart; it logs to this project's MLflow store."""
     raw = apply_overrides(read_yaml(params_path), overrides)
     params = parse_params(raw, source_name(params_path, overrides))  # validated before anything is created
     location = params.data.location
     if location and "://" not in location:
         raw["data"]["location"] = str(Path(location).resolve())
-    root, env, uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI"), tracking_uri()
-    directory = workspace_dir(params, workspace).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    write_atomic(directory / PARAMS, yaml.safe_dump(raw, sort_keys=False))
-    if not (directory / MODELS).exists() and (root / MODELS).is_dir():
-        (directory / MODELS).symlink_to(root / MODELS)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.chdir(directory)
-    try:
-        yield directory
-    finally:
-        os.chdir(root)
-        if env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
+    workspace = run_workspace(params, directory)
+    workspace.root.mkdir(parents=True, exist_ok=True)
+    write_atomic(workspace.params, yaml.safe_dump(raw, sort_keys=False))
+    return workspace
 
 
 def read_yaml(path: Path) -> Any:
@@ -102,8 +146,9 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
 
 
-def workspace_dir(params: Params, workspace: Path | None = None) -> Path:
-    return workspace or Path("runs") / params.data.task
+def run_workspace(params: Params, directory: Path | None = None) -> Workspace:
+    """A run's own workspace, ``directory`` or runs/<task>; it logs to this project's MLflow store."""
+    return Workspace(directory or Path("runs") / params.data.task, mlruns_dir=Path("mlruns").resolve())
 
 
 def load_params(path: Path = PARAMS, overrides: Mapping[str, Any] | None = None) -> Params:
@@ -131,6 +176,22 @@ def study_name(params: Params) -> str:
 def local_model(params: Params) -> Path:
     """The model the local black-box server serves when no base_url is given."""
     return Path(params.blackbox.model) if params.blackbox.model else EMBEDDED_MODEL
+
+
+def cpu_threads(params: Params) -> int | None:
+    """CPU threads for this process's torch (generator, GP): ``scale.threads``, else half the
+    cores when the black box runs on this machine (the local model server, or any endpoint on
+    a loopback address), which answers while the next batch is generated and would otherwise
+    fight it for every core (2 cores: 3.4x slower, benchmarks/results/threads.md), else all (None)."""
+    if params.scale.threads is not None:
+        return params.scale.threads
+    url = params.blackbox.base_url
+    host = (urlsplit(url).hostname or "") if url else "localhost"
+    try:
+        here = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        here = False
+    return max(1, (os.cpu_count() or 2) // 2) if here else None
 
 
 def blackbox_price(params: Params) -> tuple[float, float] | None:

@@ -5,21 +5,19 @@ change outside DVC; an unchanged hash leaves `prepare` and everything after it s
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from components.data import task_digest
-from flows.settings import PARAMS, SOURCE, load_params
+from flows.settings import HERE, Workspace, load_params
 from tasks.data import load_task
 from tasks.files import write_json
 
 
-def record_source(params_path: Path = PARAMS) -> dict:
+def record_source(workspace: Workspace = HERE) -> dict:
     """Read the task as `prepare` will and write where it came from and its hash to data/source.json."""
-    params = load_params(params_path).data
+    params = load_params(workspace.params).data
     data = load_task.fn(params)
     record = {"source": params.source, "task": params.task, "location": params.location,
               "pool": len(data.pool), "test": len(data.test), "sha256": task_digest(data)}
-    write_json(SOURCE, record)
+    write_json(workspace.source, record)
     return record
 
 

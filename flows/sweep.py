@@ -18,7 +18,7 @@ from components.errors import ConfigError
 from components.params import Params
 from components.sweep import Cell, grid, summary
 from flows.preflight import preflight
-from flows.settings import METRICS, PARAMS, artifact_root, tracking_uri
+from flows.settings import HERE, PARAMS, Workspace
 from tasks.files import read_json, write_atomic, write_json
 from tasks.tracking import log_results, start_run, sweep_plot
 from tasks.workers import run_flows
@@ -45,17 +45,17 @@ def sweep(
                 len({c.seed for c in cells}),
                 base.scale.work_pool, experiment)
     completed = run_flows(PIPELINE_ENTRYPOINT, f"sweep-{name}", base.scale.work_pool, Path.cwd(), runs,
-                          lambda: f"{sum((folder / c.name / METRICS / 'test.json').exists() for c in cells)}/"
+                          lambda: f"{sum((Workspace(folder / c.name).metrics / 'test.json').exists() for c in cells)}/"
                                   f"{len(cells)} runs tested")
     rows = [_row(cell, folder / cell.name, completed[f"{name}-{cell.name}"]) for cell in cells]
     table = summary(rows)
     write_atomic(folder / "summary.md", table + "\n")
     write_json(folder / "summary.json", rows)
     png = sweep_plot(rows, f"sweep {name}", folder / "summary.png")
-    run_id = start_run(tracking_uri(), artifact_root(), experiment, f"sweep-{name}",
+    run_id = start_run(HERE.tracking_uri(), HERE.artifact_root(), experiment, f"sweep-{name}",
                        {"tasks": tasks, "models": models, "seeds": seeds, "overrides": overrides}, tags={"sweep": name})
     failed = sum(r["test"] is None for r in rows)
-    log_results(tracking_uri(), run_id, {"runs": len(rows), "failed_runs": failed},
+    log_results(HERE.tracking_uri(), run_id, {"runs": len(rows), "failed_runs": failed},
                 files=[folder / "summary.md", folder / "summary.json", png], status="FINISHED")
     logger.info("sweep %s: %d of %d runs done (summary: %s)\n%s", name, len(rows) - failed, len(rows),
                 folder / "summary.md", table)
@@ -89,7 +89,7 @@ def plan_sweep(
 
 def _row(cell: Cell, workspace: Path, completed: bool) -> dict[str, Any]:
     """A cell's result from its workspace (test score None when its run failed)."""
-    path = workspace / METRICS / "test.json"
+    path = Workspace(workspace).metrics / "test.json"
     result = read_json(path) if completed and path.exists() else {}
     return {"task": cell.task, "model": cell.model or "default", "seed": cell.seed, "workspace": str(workspace),
             "test": result.get("best_test_score"), "empty": result.get("empty_instruction_test_score"),

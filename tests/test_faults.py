@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
-from flows.settings import tracking_uri
+from flows.settings import HERE
 from tests.conftest import small_params
 from tests.openai_stub import FAULTS, last_input, stub_server
 
@@ -33,7 +33,7 @@ def _pipeline(directory: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -
     prepare()
     optimize()
     result = evaluate_test()
-    return result, MlflowClient(tracking_uri()).get_run(result["mlflow_run_id"]).data.metrics
+    return result, MlflowClient(HERE.tracking_uri()).get_run(result["mlflow_run_id"]).data.metrics
 
 
 def test_faults_are_absorbed_with_the_clean_runs_result(workdir, prefect_harness, monkeypatch):
@@ -78,18 +78,18 @@ def test_failed_calls_fail_their_trial_which_is_asked_again(workdir, prefect_har
         assert all(t.params == study.trials[t.user_attrs["retry_of"]].params for t in retries)
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         assert len(complete) == 6 and all(len(t.user_attrs["scores"]) == 5 for t in complete)
-        metrics = MlflowClient(tracking_uri()).get_run(run["mlflow_run_id"]).data.metrics
+        metrics = MlflowClient(HERE.tracking_uri()).get_run(run["mlflow_run_id"]).data.metrics
         assert metrics["blackbox_failed"] == server.injected["server_error"] > 0
 
         server.faults["server_error"] = 0.5  # the test set: failed calls stop the stage, nothing is written
         with pytest.raises(BlackBoxError, match="test calls that failed after 0 retries"):
             evaluate_test()
         assert not (workdir / "metrics/test.json").exists()
-        failed_run = MlflowClient(tracking_uri()).get_run(run["mlflow_run_id"])
+        failed_run = MlflowClient(HERE.tracking_uri()).get_run(run["mlflow_run_id"])
         assert failed_run.info.status == "FAILED" and "test calls that failed" in failed_run.data.tags["error"]
         sent = len(server.requests)
         server.faults.clear()
         result = evaluate_test()  # run again: only the failed calls are sent
     assert (workdir / "metrics/test.json").exists() and result["n_test"] == 6
-    assert MlflowClient(tracking_uri()).get_run(run["mlflow_run_id"]).info.status == "FINISHED"
+    assert MlflowClient(HERE.tracking_uri()).get_run(run["mlflow_run_id"]).info.status == "FINISHED"
     assert 0 < len(server.requests) - sent < 6 * len({c["instruction"] for c in result["top"]} | {""})

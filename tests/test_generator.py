@@ -98,3 +98,25 @@ def test_a_flow_run_keeps_to_scale_threads(embedded_model):
         assert torch.get_num_threads() == 1 != before  # (this machine has more than one core)
     finally:
         torch.set_num_threads(before)
+
+
+def test_beside_the_local_model_server_the_generator_takes_half_the_cores(monkeypatch):
+    import os
+
+    from components.params import parse_params
+    from flows.settings import cpu_threads
+    from tests.conftest import small_params
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+
+    def threads(**sections: dict) -> int | None:
+        return cpu_threads(parse_params(small_params(**sections), "params.yaml"))
+
+    assert threads() == 4  # the local server (base_url null) answers while the next batch is generated
+    for here in ("http://127.0.0.1:8000/v1", "http://localhost:9/v1", "http://[::1]:8000/v1"):
+        assert threads(blackbox={"base_url": here, "model": "m"}) == 4
+    for there in ("https://api.example.com/v1", "http://192.0.2.7:8000/v1"):
+        assert threads(blackbox={"base_url": there, "model": "m"}) is None  # all cores
+    assert threads(scale={"threads": 3}) == threads(scale={"threads": 3}, blackbox={"base_url": None}) == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert threads() == 1

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.__main__ import BAD_INPUT, DROPPED, OK, main
-from flows.settings import tracking_uri
+from flows.settings import HERE
 from tests.conftest import free_port, wait_for
 from tests.openai_stub import stub_server
 
@@ -31,7 +31,7 @@ def _get(url: str) -> dict:
 
 def test_cli_runs_in_a_workspace_and_revalidate_flags_a_drop(workdir, prefect_harness, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    registry = MlflowClient(tracking_uri(), registry_uri=tracking_uri())
+    registry = MlflowClient(HERE.tracking_uri(), registry_uri=HERE.tracking_uri())
     with stub_server(_answer) as server:
         box = ["--set", f"blackbox.base_url={server.base_url}", "--set", "blackbox.model=stub"]
         assert main(["run", *box, "--set", "data.task=parity"]) == OK
@@ -61,7 +61,7 @@ def test_cli_runs_in_a_workspace_and_revalidate_flags_a_drop(workdir, prefect_ha
     # The same store through a real MLflow tracking server's REST API.
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(),
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", HERE.tracking_uri(),
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api = f"http://127.0.0.1:{port}/api/2.0/mlflow"

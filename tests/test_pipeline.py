@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
-from flows.settings import tracking_uri
+from flows.settings import HERE
 from tests.conftest import small_params
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     assert 0.0 <= result["best_test_score"] <= 1.0 and result["n_test"] == 6
     assert json.loads((workdir / "metrics/test.json").read_text())["mlflow_run_id"] == run_id
 
-    client = MlflowClient(tracking_uri())
+    client = MlflowClient(HERE.tracking_uri())
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     experiment = client.get_experiment(run.info.experiment_id)
@@ -65,7 +65,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     assert {"best_instruction.txt", "convergence.png", "trials", "candidates.json"} <= artifacts
     assert len(client.list_artifacts(run_id, "trials")) == 4
     assert result["registered"] == {"prompt": "instructzero-first_letter", "version": 1, "production": True}
-    prompt = MlflowClient(tracking_uri(), registry_uri=tracking_uri()).get_prompt_version_by_alias(
+    prompt = MlflowClient(HERE.tracking_uri(), registry_uri=HERE.tracking_uri()).get_prompt_version_by_alias(
         "instructzero-first_letter", "production")
     assert prompt.tags["mlflow_run_id"] == run_id and prompt.tags["instruction"] == result["best_instruction"]
 
@@ -113,3 +113,39 @@ def test_the_budget_is_distinct_instructions_and_repeats_cost_no_call(workdir, p
     trials = json.loads((workdir / "outputs/trials.json").read_text())
     assert opt["n_distinct_instructions"] == len({t["instruction"] for t in trials}) == 3
     assert opt["blackbox_calls"] == len(server.requests) == 3 * 5 and opt["n_trials"] == len(trials) >= 3
+
+
+def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_model, prefect_harness, monkeypatch):
+    """No step changes the working directory: two whole runs in two threads at once, each in its
+    own workspace, write only there (and the current directory stays empty)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.settings import Workspace
+    from tests.openai_stub import last_input, stub_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    (elsewhere := tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(elsewhere)
+    with stub_server(lambda p: last_input(p)[0]) as server:
+        spaces = []
+        for task in ("first_letter", "parity"):
+            (tmp_path / task).mkdir()
+            spaces.append(Workspace(tmp_path / task))
+            spaces[-1].params.write_text(yaml.safe_dump(small_params(
+                data={"task": task}, generator={"model": str(embedded_model)},
+                blackbox={"base_url": server.base_url, "model": "stub"})))
+
+        def run(workspace: Workspace) -> dict:
+            prepare(workspace)
+            optimize(workspace)
+            return evaluate_test(workspace)
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(run, spaces))
+    assert [r["task"] for r in results] == ["first_letter", "parity"]
+    for workspace, result in zip(spaces, results, strict=True):
+        assert json.loads((workspace.metrics / "test.json").read_text()) == result
+        assert MlflowClient(workspace.tracking_uri()).get_run(result["mlflow_run_id"]).info.status == "FINISHED"
+        trials = json.loads(workspace.trials.read_text())
+        assert json.loads((workspace.metrics / "optimize.json").read_text())["n_trials"] == len(trials) >= 1
+    assert list(elsewhere.iterdir()) == []

@@ -52,6 +52,7 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
            "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: study_db, "OPENAI_API_KEY": "sk-test"}
     in_flight: set[str] = set()
     answered: collections.Counter[str] = collections.Counter()
+    answered_at: dict[str, float] = {}  # prompt -> when its answer left the stub
     lock = threading.Lock()
 
     def answer(prompt: str) -> str:
@@ -61,6 +62,7 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
         with lock:
             in_flight.discard(prompt)
             answered[_instruction(prompt)] += 1
+            answered_at[prompt] = time.monotonic()
         return "f"
 
     with stub_server(answer) as blackbox, background() as start:
@@ -91,7 +93,9 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
                     with lock:
                         run_id = victim.environ()["PREFECT__FLOW_RUN_ID"]
                         victim.send_signal(signal.SIGKILL)
-                        in_flight_at_kill = {p for p in in_flight if _instruction(p) == half_scored}
+                        # in flight, or answered too late to reach the victim's cache before the kill
+                        recent = {p for p, at in answered_at.items() if at > time.monotonic() - 1.0}
+                        in_flight_at_kill = {p for p in in_flight | recent if _instruction(p) == half_scored}
                     break
             time.sleep(0.05)
         output, _ = optimize.communicate(timeout=600)
