@@ -92,10 +92,11 @@ def test_a_flow_run_keeps_to_scale_threads(embedded_model):
     from components.params import GeneratorParams
     from tasks.generator import load_generator
 
-    before = torch.get_num_threads()
+    before = torch.get_num_threads()  # (an earlier flow in this process may have set it)
     try:
+        torch.set_num_threads(2)
         load_generator.fn(GeneratorParams(model=str(embedded_model), prompt="{exemplars}"), threads=1)
-        assert torch.get_num_threads() == 1 != before  # (this machine has more than one core)
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 
