@@ -178,12 +178,15 @@ def _paired(results: dict[tuple[str, str], list[dict]], tasks: list[str], method
 
 def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace) -> str:
     methods = list(args.methods)
+    done = sum(r["seed"] in args.seeds for t in args.tasks for m in methods for r in results.get((t, m), []))
     header = "| task | " + " | ".join(LABELS[m] for m in methods) + " | empty instruction | hand-written |"
     scored = f"{args.metric}; contains for {', '.join(args.contains)}" if args.contains else args.metric
     lines = [f"Test score (metric: {scored}; budget {args.instructions} distinct instructions x "
              f"{args.n_validation} validation examples, at most {args.max_trials} trials; seeds {args.seeds}, "
              f"mean ± std over seeds; n_test ≤ {args.n_test})", "",
              "Command: `.venv/bin/python -m benchmarks.compare_optimizers " + " ".join(sys.argv[1:]) + "`", "",
+             f"Runs done: {done} of {len(args.tasks) * len(args.seeds) * len(methods)} (tasks x seeds x methods; "
+             "started again with the same settings, the benchmark runs the rest)", "",
              header, "|" + "---|" * (len(methods) + 3)]
     for task in args.tasks:
         runs = results.get((task, methods[0]), [])
@@ -191,10 +194,14 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
                                                  for m in methods)
                      + f" | {_mean_std([r['empty'] for r in runs])} | "
                      f"{_mean_std([r['hand'] for r in runs if r.get('hand') is not None])} |")
-    lines += ["", "| method | mean test score | InstructZero wins / ties / losses | distinct instructions per run | "
-              "black-box calls per run | trials per run | wall time per run (s) |", "|---|---|---|---|---|---|---|"]
+    every = set.intersection(*({(t, r["seed"]) for t in args.tasks for r in results.get((t, m), [])}
+                               for m in methods))  # the (task, seed) pairs every method has run
+    lines += ["", f"Over the {len(every)} (task, seed) pairs every method has run:", "",
+              "| method | mean test score | InstructZero wins / ties / losses (on every pair both ran) | "
+              "distinct instructions per run | black-box calls per run | trials per run | wall time per run (s) |",
+              "|---|---|---|---|---|---|---|"]
     for m in methods:
-        runs = [r for t in args.tasks for r in results.get((t, m), [])]
+        runs = [r for t in args.tasks for r in results.get((t, m), []) if (t, r["seed"]) in every]
         if not runs:
             continue
         paired = "-" if m == "instructzero" else "{} / {} / {}".format(*_paired(results, args.tasks, m))
