@@ -220,7 +220,7 @@ def plot(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace, p
     width = 0.8 / len(args.methods)
     for i, m in enumerate(args.methods):
         scores = [[r["test"] for r in results.get((t, m), [])] for t in args.tasks]
-        means = [statistics.mean(s) if s else 0.0 for s in scores]
+        means = [statistics.mean(s) if s else float("nan") for s in scores]  # a run not done yet: no bar
         stds = [statistics.stdev(s) if len(s) > 1 else 0.0 for s in scores]
         ax.bar([k + i * width for k in range(len(args.tasks))], means, width, yerr=stds, label=LABELS[m], capsize=2)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(args.tasks))], args.tasks, rotation=20)
