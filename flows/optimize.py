@@ -216,8 +216,8 @@ def finish(params: Params, study: optuna.Study, run_id: str, name: str, workspac
         raise BudgetError(f"the budget ({params.budget.model_dump(exclude={'prices'})}) allowed no trial at all")
     usage, seconds = spent_by_all(study)
     write_json(workspace.trials, records)
-    write_json(workspace.candidates, [{"instruction": e.instruction, "val_score": e.mean, "val_scores": list(e.scores)}
-                            for e in top])
+    write_json(workspace.candidates, [{"instruction": e.instruction, "val_score": e.mean,
+                                       "val_scores": list(e.scores)} for e in top])
     write_json(workspace.plots / "convergence.json",
                [{k: r[k] for k in ("trial", "val_score", "best_val_score")} for r in records])
     summary = {

@@ -30,12 +30,12 @@ def pipeline(
     preflight(params_path, overrides)
     convert_model()
     if overrides is None and workspace is None:
-        here = Workspace(params_file=params_path)
+        run_in = Workspace(params_file=params_path)
     else:
-        here = open_workspace(params_path, overrides or {}, workspace)
-    prepare(here)
-    optimize(here)
-    return evaluate_test(here)
+        run_in = open_workspace(params_path, overrides or {}, workspace)
+    prepare(run_in)
+    optimize(run_in)
+    return evaluate_test(run_in)
 
 
 if __name__ == "__main__":

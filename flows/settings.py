@@ -20,8 +20,7 @@ from components.params import Params, apply_overrides, parse_params
 from tasks.files import write_atomic
 
 PARAMS = Path("params.yaml")
-MODELS = Path("models")
-EMBEDDED_MODEL = MODELS / "smollm2-135m-instruct"
+EMBEDDED_MODEL = Path("models") / "smollm2-135m-instruct"
 DATABASE_URL = "INSTRUCTZERO_DATABASE_URL"  # the environment variable (it may hold a password)
 
 
