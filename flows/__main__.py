@@ -128,8 +128,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         overrides = dict(args.overrides) or None
         pipeline(args.params, overrides, args.workspace)
-        here = overrides is None and args.workspace is None
-        print(report(Workspace(params_file=args.params) if here else run_workspace(params, args.workspace)))
+        print(report(run_workspace(params, args.params, overrides, args.workspace)))
     elif args.command == "sweep":
         from flows.sweep import plan_sweep, sweep
 

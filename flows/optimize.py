@@ -38,7 +38,7 @@ from flows.timing import Stopwatch
 from tasks.blackbox import evaluate, open_blackbox
 from tasks.data import read_split, split_digest
 from tasks.files import write_json
-from tasks.generator import load_generator, make_prompt, proposer, setup_projection
+from tasks.generator import load_generator, make_prompt, proposer, setup_projection, torch_threads
 from tasks.study import (
     ask,
     best_evaluations,
@@ -78,7 +78,7 @@ def optimize(workspace: Workspace = HERE) -> None:
     )
     study.set_user_attr(RUN_ID_ATTR, run_id)
     study.set_user_attr(BUDGET_ATTR, False)  # a raised budget continues the study
-    with failed_on_error(workspace.tracking_uri(), run_id):
+    with failed_on_error(workspace.tracking_uri(), run_id), torch_threads(cpu_threads(params)):
         if params.scale.workers == 1:
             search(params, study, IN_PROCESS, workspace)
         else:
@@ -95,7 +95,8 @@ def optimize_worker(workspace: Workspace) -> None:
     """One of the ``scale.workers`` flow runs of an optimisation on a shared study (started by
     `optimize`, in its project directory)."""
     params = load_params(workspace.params)
-    search(params, _open_study(params, study_name(params), workspace), str(flow_run.id), workspace)
+    with torch_threads(cpu_threads(params)):
+        search(params, _open_study(params, study_name(params), workspace), str(flow_run.id), workspace)
 
 
 def _open_study(params: Params, name: str, workspace: Workspace) -> optuna.Study:
@@ -112,7 +113,7 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     instruction is told its score for free; a batch shrinks to what the budget still allows."""
     logger = get_run_logger()
     split, metric = read_split(workspace.prepared)
-    model, tokenizer = load_generator(params.generator, cpu_threads(params))
+    model, tokenizer = load_generator(params.generator)
     projection = setup_projection(params.projection, model, workspace.projection)
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
     propose = proposer(params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed)

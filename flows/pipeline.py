@@ -16,7 +16,7 @@ from flows.model import convert_model
 from flows.optimize import optimize
 from flows.preflight import preflight
 from flows.prepare import prepare
-from flows.settings import PARAMS, Workspace, open_workspace
+from flows.settings import PARAMS, open_workspace
 
 
 @flow(name="instructzero-pipeline")
@@ -29,10 +29,7 @@ def pipeline(
     Bad input stops it before any work (flows/preflight.py)."""
     preflight(params_path, overrides)
     convert_model()
-    if overrides is None and workspace is None:
-        run_in = Workspace(params_file=params_path)
-    else:
-        run_in = open_workspace(params_path, overrides or {}, workspace)
+    run_in = open_workspace(params_path, overrides or {}, workspace)
     prepare(run_in)
     optimize(run_in)
     return evaluate_test(run_in)

@@ -121,15 +121,17 @@ HERE = Workspace()  # the project directory itself: what dvc.yaml's stages and t
 
 
 def open_workspace(params_path: Path, overrides: Mapping[str, Any], directory: Path | None = None) -> Workspace:
-    """A run's own workspace (default runs/<task>) with its own params.yaml (``params_path``
-    with ``overrides``, a relative data location made absolute), data, outputs and study, so
-    that runs of different tasks keep apart; it logs to this project's MLflow store."""
+    """The workspace a run happens in (``run_workspace``); unless that is the project itself, its
+    own params.yaml is written there (``params_path`` with ``overrides``, a relative data location
+    made absolute)."""
     raw = apply_overrides(read_yaml(params_path), overrides)
     params = parse_params(raw, source_name(params_path, overrides))  # validated before anything is created
+    workspace = run_workspace(params, params_path, overrides, directory)
+    if workspace.params_file is not None:  # the project itself, on its own params file
+        return workspace
     location = params.data.location
     if location and "://" not in location:
         raw["data"]["location"] = str(Path(location).resolve())
-    workspace = run_workspace(params, directory)
     workspace.root.mkdir(parents=True, exist_ok=True)
     write_atomic(workspace.params, yaml.safe_dump(raw, sort_keys=False))
     return workspace
@@ -145,8 +147,15 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
 
 
-def run_workspace(params: Params, directory: Path | None = None) -> Workspace:
-    """A run's own workspace, ``directory`` or runs/<task>; it logs to this project's MLflow store."""
+def run_workspace(
+    params: Params, params_path: Path, overrides: Mapping[str, Any] | None, directory: Path | None = None
+) -> Workspace:
+    """Where a run of ``params_path`` happens: the project itself, unless ``overrides`` or a
+    ``directory`` are given; then ``directory`` (default runs/<task>), with its own params.yaml,
+    data, outputs and study, so that runs of different tasks keep apart, logging to this
+    project's MLflow store."""
+    if not overrides and directory is None:
+        return Workspace(params_file=params_path)
     return Workspace(directory or Path("runs") / params.data.task, mlruns_dir=Path("mlruns").resolve())
 
 

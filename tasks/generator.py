@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -55,13 +56,22 @@ def convert_embedded_model(out_dir: Path) -> Path:
     return out_dir
 
 
-@task(cache_policy=NO_CACHE)
-def load_generator(params: GeneratorParams, threads: int | None = None) -> tuple[PreTrainedModel,
-                                                                                  PreTrainedTokenizerBase]:
-    """The generator, with this process's torch (generator and GP) on ``threads`` CPU threads
-    (None: torch's default)."""
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """This process's torch (generator and GP) on ``threads`` CPU threads for the duration
+    (None: unchanged), then back on as many as before: the count is the whole process's."""
+    before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@task(cache_policy=NO_CACHE)
+def load_generator(params: GeneratorParams) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The generator (on ``params.device``, in ``params.dtype``)."""
     model, tokenizer = _load(params.model, params.device, params.dtype)
     run_logger().info("generator %s on %s in %s, %d CPU threads", params.model, model.device, model.dtype,
                       torch.get_num_threads())

@@ -86,17 +86,22 @@ def test_sampling_is_fixed_by_its_seed_whatever_else_is_in_the_batch(embedded_mo
     assert greedy == generate_texts(model, tokenizer, prompt, soft[:1], 12, "It is to")
 
 
-def test_a_flow_run_keeps_to_scale_threads(embedded_model):
+def test_a_flow_run_keeps_to_scale_threads_and_gives_them_back():
     import torch
 
-    from components.params import GeneratorParams
-    from tasks.generator import load_generator
+    from tasks.generator import torch_threads
 
     before = torch.get_num_threads()  # (an earlier flow in this process may have set it)
     try:
         torch.set_num_threads(2)
-        load_generator.fn(GeneratorParams(model=str(embedded_model), prompt="{exemplars}"), threads=1)
-        assert torch.get_num_threads() == 1
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(KeyError), torch_threads(1):
+            raise KeyError("a failed search")
+        assert torch.get_num_threads() == 2
+        with torch_threads(None):
+            assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,8 @@ import yaml
 
 from components.errors import ConfigError
 from components.params import apply_overrides, parse_params
+from flows.settings import PARAMS, Workspace, load_params, open_workspace, run_workspace
+from tests.conftest import small_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,3 +62,15 @@ def test_command_line_values_read_as_yaml_unless_they_are_text():
     assert got["generator"]["response_prefix"] == "Instruction: " and got["bo"]["sampler"] == "[tpe"
     assert got["bo"]["n_trials"] == 8 and got["budget"]["prices"] == {"m": [1, 2]}
     assert apply_overrides(None, {"bo.n_trials": "8"}) is None  # parse_params names a file that is not a mapping
+
+
+def test_a_run_happens_in_the_project_unless_given_overrides_or_a_workspace(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    PARAMS.write_text(yaml.safe_dump(small_params()))
+    assert open_workspace(PARAMS, {}) == Workspace(params_file=PARAMS) and os.listdir() == ["params.yaml"]
+    overrides = {"data.task": "parity"}
+    run = open_workspace(PARAMS, overrides)
+    assert run.root == Path("runs/parity") and load_params(run.params).data.task == "parity"
+    assert run == run_workspace(load_params(PARAMS, overrides), PARAMS, overrides, None)  # what the CLI reports on
+    own = open_workspace(PARAMS, {}, tmp_path / "own")
+    assert own.params == tmp_path / "own" / "params.yaml" and load_params(own.params) == load_params(PARAMS)

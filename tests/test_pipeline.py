@@ -101,14 +101,19 @@ def test_budget_stops_cleanly_and_the_best_so_far_is_tested(workdir, prefect_har
 
 
 def test_the_budget_is_distinct_instructions_and_repeats_cost_no_call(workdir, prefect_harness, monkeypatch):
+    import torch
+
     from tests.openai_stub import stub_server
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with stub_server(lambda p: "x") as server:
+    threads, seen = torch.get_num_threads(), set()
+    with stub_server(lambda p: seen.add(torch.get_num_threads()) or "x") as server:  # (in this process)
         (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
-            blackbox={"base_url": server.base_url, "model": "stub"}, bo={"n_instructions": 3, "n_trials": 40})))
+            blackbox={"base_url": server.base_url, "model": "stub"}, bo={"n_instructions": 3, "n_trials": 40},
+            scale={"threads": threads + 1})))
         prepare()
         optimize()
+    assert seen == {threads + 1} and torch.get_num_threads() == threads  # scale.threads while it ran, then given back
     opt = json.loads((workdir / "metrics/optimize.json").read_text())
     trials = json.loads((workdir / "outputs/trials.json").read_text())
     assert opt["n_distinct_instructions"] == len({t["instruction"] for t in trials}) == 3
