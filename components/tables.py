@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 # Optuna's RDB storage imports the ORM lazily: threads opening studies at the same moment then
 # import it together, and one can see it half-initialised (AttributeError in sqlalchemy.orm).
-import sqlalchemy.orm  # noqa: F401, E402  (loaded here, once, before any such thread)
+import sqlalchemy.orm  # noqa: F401  (loaded here, once, before any such thread)
 
 T = TypeVar("T")
 
