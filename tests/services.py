@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,10 +88,15 @@ def wait_for(url: str, seconds: float = 120) -> None:
             time.sleep(0.5)
 
 
+STOP_GRACE = 60
+
+
 @contextmanager
 def background() -> Iterator[Callable[..., subprocess.Popen]]:
     """A function ``start(*cmd, env=..., cwd=...)`` that starts a command in its own process
-    group (output discarded); every group started is stopped (SIGTERM) on exit, latest first."""
+    group (output discarded); every group started is stopped on exit, latest first: SIGTERM, and
+    SIGKILL (with a warning) if it still runs after ``STOP_GRACE`` seconds (a Prefect worker's
+    graceful stop now and then took over 60 s under the full suite, its flow run long done)."""
     started: list[subprocess.Popen] = []
 
     def start(*cmd: str, env: dict[str, str], cwd: Path) -> subprocess.Popen:
@@ -104,7 +110,13 @@ def background() -> Iterator[Callable[..., subprocess.Popen]]:
         for process in reversed(started):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                warnings.warn(f"{' '.join(process.args)} still ran {STOP_GRACE} s after SIGTERM: killed", stacklevel=1)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=STOP_GRACE)
 
 
 def prefect_and_mlflow_servers(start: Callable[..., subprocess.Popen], env: dict[str, str], mlflow_store: str,

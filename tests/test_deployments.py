@@ -20,6 +20,7 @@ from flows.deployments import deployments
 from tasks.tracking import register_instruction
 from tests.conftest import ROOT, free_port, wait_for
 from tests.openai_stub import stub_server
+from tests.services import background
 
 pytestmark = pytest.mark.slow
 NAMES = {"first-letter-nightly", "sentiment-nightly", "sweep-nightly", "revalidate-weekly"}
@@ -47,29 +48,21 @@ def test_revalidation_deployment_runs_on_a_real_server(tmp_path):
     register_instruction.fn(tracking, "parity", ZERO_SHOT.format(instruction="Say even.", input="{{input}}"), 0.5,
                             {"instruction": "Say even.", "metric": "contains", "data": data.model_dump_json(),
                              "data_version": "x", "blackbox_model": "stub"})
-    server = subprocess.Popen(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = None
-    try:
+    with background() as start:
+        start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env, cwd=tmp_path)
         wait_for(f"http://127.0.0.1:{port}/api/health")
         _run("prefect", "work-pool", "create", "instructzero", "--type", "process", env=env)
         registered = _run(sys.executable, "-m", "flows", "deploy", env=env)
         assert "registered revalidate-prompts/revalidate-weekly" in registered
         listed = _run("prefect", "deployment", "ls", env=env)
         assert all(name in listed for name in NAMES)
-        worker = subprocess.Popen(["prefect", "worker", "start", "--pool", "instructzero"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start("prefect", "worker", "start", "--pool", "instructzero", env=env, cwd=ROOT)
         with stub_server(lambda prompt: "even") as blackbox:
             watched = _run("prefect", "deployment", "run", "revalidate-prompts/revalidate-weekly",
                            "--param", f"base_url={json.dumps(blackbox.base_url)}", "--param", 'model="stub"',
                            "--watch", "--watch-timeout", "400", env=env)
             assert len(blackbox.requests) == 6  # the registered test split, scored anew
         assert "Completed" in watched
-    finally:
-        for process in (worker, server):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=60)
     version = MlflowClient(tracking, registry_uri=tracking).get_prompt_version_by_alias("instructzero-parity",
                                                                                          "production")
     test = split_task(builtin_task("parity"), data.n_exemplars, data.n_validation, data.n_test, data.seed).test
