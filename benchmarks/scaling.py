@@ -11,7 +11,7 @@ call to last answer, without the start-up: deployment, worker pick-up, imports, 
 the share of the search's wall time with no call in flight. Results
 go to benchmarks/results/OUT.{json,md,png} (``--out``, default scaling).
 
-    .venv/bin/python -m benchmarks.scaling --workers 1 2 4 --instructions 40 --latency 1.0
+    .venv/bin/python -m benchmarks.scaling --workers 1 2 4 --instructions 120 --latency 2.0
 """
 
 from __future__ import annotations
