@@ -95,8 +95,8 @@ STOP_GRACE = 60
 def background() -> Iterator[Callable[..., subprocess.Popen]]:
     """A function ``start(*cmd, env=..., cwd=...)`` that starts a command in its own process
     group (output discarded); every group started is stopped on exit, latest first: SIGTERM, and
-    SIGKILL (with a warning) if it still runs after ``STOP_GRACE`` seconds (a Prefect worker's
-    graceful stop now and then took over 60 s under the full suite, its flow run long done)."""
+    SIGKILL (with a warning) if it still runs after ``STOP_GRACE`` seconds (under the full suite
+    some Prefect workers' graceful stop took over 60 s, their flow runs long done)."""
     started: list[subprocess.Popen] = []
 
     def start(*cmd: str, env: dict[str, str], cwd: Path) -> subprocess.Popen:

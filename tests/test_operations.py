@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -16,6 +16,7 @@ from flows.__main__ import BAD_INPUT, DROPPED, OK, main
 from flows.settings import HERE
 from tests.conftest import free_port, wait_for
 from tests.openai_stub import stub_server
+from tests.services import background
 
 pytestmark = pytest.mark.slow
 
@@ -60,12 +61,10 @@ def test_cli_runs_in_a_workspace_and_revalidate_flags_a_drop(workdir, prefect_ha
 
     # The same store through a real MLflow tracking server's REST API.
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", HERE.tracking_uri(),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
-    try:
+    with background() as start:
+        start(sys.executable, "-m", "mlflow", "server", "--backend-store-uri", HERE.tracking_uri(),
+              "--host", "127.0.0.1", "--port", str(port), "--workers", "1", env=dict(os.environ), cwd=workdir)
+        api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
         wait_for(f"http://127.0.0.1:{port}/health")
         run = _get(f"{api}/runs/get?run_id={test['mlflow_run_id']}")["run"]
         params = {p["key"]: p["value"] for p in run["data"]["params"]}
@@ -78,9 +77,6 @@ def test_cli_runs_in_a_workspace_and_revalidate_flags_a_drop(workdir, prefect_ha
         tags = {t["key"]: t["value"] for t in alias["tags"]}
         assert tags["instruction"] == test["best_instruction"] and tags["mlflow_run_id"] == test["mlflow_run_id"]
         assert {"test_score", "val_score", "blackbox_model", "generator", "data_version"} <= set(tags)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_cli_bad_input_exit_codes(workdir, capsys):
