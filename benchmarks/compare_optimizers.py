@@ -9,8 +9,8 @@ Two references are scored the same way on each run's test split: the empty instr
 hand-written instruction per task (benchmarks/tasks.py). Prints a markdown table (test score
 mean +- std per task and method, paired (task, seed) wins/ties/losses of InstructZero against
 each method, distinct instructions, calls, trials and wall time per run) and writes it with a
-plot under --out. Results are saved after every run; started again with the same settings, it
-skips the runs already done.
+plot under --out. Results are saved after every run; started again with the same settings (these
+and params.yaml's generator and projection sections), it skips the runs already done.
 
     .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment negation word_sentiment \
         first_word_letter antonyms --seeds 0 1 2
@@ -93,7 +93,9 @@ def main() -> None:
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     settings = {"instructions": args.instructions, "n_validation": args.n_validation, "max_trials": args.max_trials,
-                "metric": args.metric, "n_test": args.n_test, "contains": sorted(args.contains)}
+                "metric": args.metric, "n_test": args.n_test, "contains": sorted(args.contains),
+                "generator": {k: v for k, v in base["generator"].items() if k != "model"},
+                "projection": {k: v for k, v in base["projection"].items() if k != "seed"}}  # (the candidates)
     results = load(args.out, settings)
     if not args.report_only:
         run_all(args, base, settings, results)

@@ -1,7 +1,8 @@
 """Do different z give different, usable instructions? (chooses the generator's defaults)
 
-For each setting of the grid (soft-prompt position x projection scale x soft tokens x prompt x
-max_new_tokens x temperature: 0 greedy, else sampled with noise fixed per run) and each task: n
+For each setting of the grid (soft-prompt position x projection kind (linear, or mixtures of k word
+embeddings) x scale x soft tokens x prompt x max_new_tokens x temperature: 0 greedy, else sampled
+with noise fixed per run or drawn from each z) and each task: n
 random z in [-1, 1]^d -> instructions. Reports the distinct instructions per n z, the share of
 them that are usable (non-empty, at least three words, not a copy of an exemplar, a whole
 sentence rather than one cut off by max_new_tokens) and, with --score, the best and mean
@@ -30,17 +31,24 @@ import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
 from benchmarks.tasks import load
 from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
 from components.data import Split, split_task
-from components.generator import build_prompt, clean_instruction, embedding_std, generate_texts, is_complete
+from components.generator import (
+    build_prompt,
+    clean_instruction,
+    embedding_std,
+    generate_texts,
+    is_complete,
+    word_atoms,
+)
 from components.local_server import local_model_server
 from components.metrics import metric_for_task
-from components.projection import make_projection
+from components.projection import make_mixture_projection, make_projection
 from flows.settings import EMBEDDED_MODEL, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 TASKS = ["sentiment", "negation", "antonyms", "first_word_letter", "singular_to_plural", "larger_animal"]
-KEYS = ("position", "scale", "tokens", "prompt", "max_new_tokens", "temperature")
-DEFAULTS = {"temperature": 0.0}  # rows saved before a key existed ran at this value
+KEYS = ("position", "kind", "atoms", "scale", "tokens", "prompt", "max_new_tokens", "temperature", "noise")
+DEFAULTS = {"temperature": 0.0, "kind": "linear", "atoms": 0, "noise": "fixed"}  # rows saved before a key existed
 PROMPTS = {
     "params": None,  # generator.prompt / response_prefix from params.yaml
     "ape": ("I gave a friend an instruction and five inputs. The friend read the instruction and "
@@ -61,15 +69,19 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
                 metric: str | None) -> list[dict]:
     rows = []
     template, prefix = PROMPTS[setting["prompt"]] or (params.generator.prompt, params.generator.response_prefix)
-    projection = make_projection(10, setting["tokens"], model.config.hidden_size, embedding_std(model),
-                                 setting["scale"], 0)
+    if setting["kind"] == "mixture":
+        projection = make_mixture_projection(10, *word_atoms(model, tokenizer), setting["tokens"], setting["atoms"],
+                                             setting["scale"], 0)
+    else:
+        projection = make_projection(10, setting["tokens"], model.config.hidden_size, embedding_std(model),
+                                     setting["scale"], 0)
     z = torch.rand(n, 10, generator=torch.Generator().manual_seed(0)) * 2 - 1
     for task in tasks:
         split = split_task(load(task), 5, n_val, 1, 0)
         prompt = build_prompt(tokenizer, template, split.exemplars, prefix, setting["position"])
         start = time.perf_counter()
         raws = generate_texts(model, tokenizer, prompt, projection.soft_prompts(z), setting["max_new_tokens"], prefix,
-                              temperature=setting["temperature"])
+                              temperature=setting["temperature"], points=z if setting["noise"] == "z" else None)
         seconds = time.perf_counter() - start
         first_raw = {}
         for raw in raws:
@@ -86,8 +98,9 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
             row.update(best=round(best.mean, 3), mean=round(statistics.mean(means), 3),
                        empty=round(empty.mean if empty else 0.0, 3), example=best.instruction)
         rows.append(row)
-        print(f"{setting['position']:5s} scale {setting['scale']:5.1f} tokens {setting['tokens']:2d} "
-              f"{setting['prompt']:6s} max {setting['max_new_tokens']:3d} T {setting['temperature']:.1f} {task:20s} "
+        print(f"{setting['position']:5s} {setting['kind']} {setting['atoms']} scale {setting['scale']:5.1f} "
+              f"tokens {setting['tokens']:2d} {setting['prompt']:6s} max {setting['max_new_tokens']:3d} "
+              f"T {setting['temperature']:.1f} {setting['noise']} {task:20s} "
               f"distinct {len(distinct):2d}/{n} "
               f"usable {row['usable']:.2f}" + (f" best {row['best']:.2f} mean {row['mean']:.2f} empty "
                                                f"{row['empty']:.2f}" if 'best' in row else "")
@@ -99,12 +112,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("--positions", nargs="+", default=["user"], choices=["start", "user", "reply"])
-    parser.add_argument("--scales", nargs="+", type=float, default=[1.0])
+    parser.add_argument("--kinds", nargs="+", default=["linear"], choices=["linear", "mixture"])
+    parser.add_argument("--atoms", nargs="+", type=int, default=[8], help="word embeddings per soft token (mixture)")
+    parser.add_argument("--scales", nargs="+", type=float, default=[1.0],
+                        help="linear: the soft prompt's spread relative to the embeddings'; mixture: the logits' std")
     parser.add_argument("--tokens", nargs="+", type=int, default=[5], help="soft tokens")
     parser.add_argument("--prompts", nargs="+", default=["params"], choices=list(PROMPTS))
     parser.add_argument("--max-new-tokens", nargs="+", type=int, default=[32])
     parser.add_argument("--temperatures", nargs="+", type=float, default=[0.0],
                         help="0: greedy; else sampled with the Gumbel noise fixed per run (seed 0)")
+    parser.add_argument("--noise", nargs="+", default=["fixed"], choices=["fixed", "z"],
+                        help="sampled: the Gumbel noise fixed per run, or drawn from each z's direction")
     parser.add_argument("--n", type=int, default=32, help="random z per setting and task")
     parser.add_argument("--score", action="store_true", help="score the distinct instructions (local server)")
     parser.add_argument("--n-val", type=int, default=20, help="validation examples scored")
@@ -119,8 +137,11 @@ def main() -> None:
     path = RESULTS / f"{args.out}.json"
     rows: list[dict] = json.loads(path.read_text()) if path.exists() else []
     grid = [dict(zip(KEYS, values, strict=True))
-            for values in itertools.product(args.positions, args.scales, args.tokens, args.prompts,
-                                            args.max_new_tokens, args.temperatures)]
+            for values in itertools.product(args.positions, args.kinds, args.atoms, args.scales, args.tokens,
+                                            args.prompts, args.max_new_tokens, args.temperatures, args.noise)]
+    grid = [dict(s) for s in dict.fromkeys(tuple({**s, "atoms": s["atoms"] if s["kind"] == "mixture" else 0,
+                                                  "noise": s["noise"] if s["temperature"] > 0 else "fixed"}.items())
+                                           for s in grid)]  # (linear: no atoms; greedy: no noise)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         blackbox = None
         if args.score:
@@ -154,9 +175,10 @@ def _matches(row: dict, setting: dict) -> bool:
 def markdown(rows: list[dict]) -> str:
     """One line per setting: distinct (min over tasks and mean), usable share, scores."""
     settings = list(dict.fromkeys(tuple(_value(r, k) for k in KEYS) for r in rows))
-    lines = ["| position | scale | soft tokens | prompt | max_new_tokens | temperature | tasks | "
-             "distinct of n (min / mean) | usable share (mean) | best val (mean over tasks) | mean val | empty val |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| position | kind | atoms | scale | soft tokens | prompt | max_new_tokens | temperature | noise | "
+             "tasks | distinct of n (min / mean) | usable share (mean) | best val (mean over tasks) | mean val | "
+             "empty val |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in settings:
         rs = [r for r in rows if tuple(_value(r, k) for k in KEYS) == s]
         scored = [r for r in rs if "best" in r]

@@ -69,6 +69,14 @@ def embedding_std(model: PreTrainedModel) -> float:
     return _embeddings(model).weight.float().std().item()
 
 
+def word_atoms(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, list[int]]:
+    """The input embedding table and the ids of its whole words (tokens that decode to a space
+    and three or more ASCII letters): what a mixture soft prompt is made of."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    table = _embeddings(model).weight
+    return table, [i for i, t in enumerate(texts[: table.shape[0]]) if re.fullmatch(r" [A-Za-z]{3,}", t)]
+
+
 def _embeddings(model: PreTrainedModel) -> torch.nn.Embedding:
     table = model.get_input_embeddings()
     if not isinstance(table, torch.nn.Embedding):
@@ -120,23 +128,35 @@ def build_prompt(
 
 
 class GumbelNoise(LogitsProcessor):
-    """Sampling at ``temperature`` as greedy decoding of ``logits / temperature + g``, with the
-    Gumbel noise ``g`` fixed by ``seed`` per step and shared by every row of a batch: the same
-    soft prompt and seed always give the same reply, whatever else is in its batch, and nearby
-    soft prompts tend to draw the same tokens (common random numbers)."""
+    """Sampling at ``temperature`` as greedy decoding of ``logits / temperature + g``, with Gumbel
+    noise ``g`` fixed by ``seed`` per step: shared by every row of a batch (common random numbers:
+    the same soft prompt and seed always give the same reply, whatever else is in its batch), or,
+    with ``points`` (one z per row), drawn from each z's direction: g = G(Phi(B_step z / |z|)),
+    B_step a seeded Gaussian (vocab x d). Either way each row's g is i.i.d. Gumbel over the
+    vocabulary (an exact sample at ``temperature``); with ``points`` z alone decides the sample,
+    different z draw different ones and z at a small angle tend to draw the same."""
 
-    def __init__(self, temperature: float, seed: int, max_new_tokens: int) -> None:
+    def __init__(self, temperature: float, seed: int, max_new_tokens: int, points: torch.Tensor | None = None) -> None:
         self.temperature, self.seed, self.max_new_tokens = temperature, seed, max_new_tokens
-        self._noise: torch.Tensor | None = None
+        self.directions = None if points is None else torch.nn.functional.normalize(points.float(), dim=1)
+        self._noise: torch.Tensor | None = None  # (rows or 1) x steps x vocab
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._noise is None or self._noise.shape[1] != scores.shape[-1]:
-            seeded = torch.Generator().manual_seed(self.seed)
-            uniform = torch.rand(self.max_new_tokens, scores.shape[-1], generator=seeded)
-            self._noise = -torch.log(-torch.log(uniform.clamp(1e-20, 1 - 1e-7)))  # steps x vocab
+        if self._noise is None or self._noise.shape[-1] != scores.shape[-1]:
+            self._noise = self._draw(scores.shape[-1])
         step = input_ids.shape[1]  # tokens generated so far (the prompt came as embeddings)
-        noise = self._noise[step].to(scores.device, scores.dtype)
+        noise = self._noise[:, step].to(scores.device, scores.dtype)  # rows (or 1) x vocab
         return scores / self.temperature + noise  # type: ignore[return-value]
+
+    def _draw(self, vocab: int) -> torch.Tensor:
+        seeded = torch.Generator().manual_seed(self.seed)
+        if self.directions is None:
+            uniform = torch.rand(1, self.max_new_tokens, vocab, generator=seeded, dtype=torch.float32)
+        else:
+            basis = torch.randn(self.max_new_tokens, vocab, self.directions.shape[1], generator=seeded,
+                                dtype=torch.float32)
+            uniform = torch.special.ndtr(torch.einsum("svd,rd->rsv", basis, self.directions))  # of N(0, 1)
+        return -torch.log(-torch.log(uniform.clamp(1e-20, 1 - 1e-7)))
 
 
 @torch.no_grad()
@@ -150,19 +170,24 @@ def generate_texts(
     temperature: float = 0.0,
     seed: int = 0,
     max_batch: int = 16,
+    points: torch.Tensor | None = None,
 ) -> list[str]:
     """The generator's raw replies (``response_prefix`` included; ``clean_instruction`` makes
     instructions of them), one per soft prompt (``b x n_tokens x hidden``), in batches of at
     most ``max_batch`` (memory): greedy, or, when ``temperature`` > 0, sampled with the noise
-    fixed by ``seed`` (:class:`GumbelNoise`). ``n_tokens`` may be 0 (no soft prompt)."""
-    return [text for chunk in soft_prompts.split(max_batch)
+    fixed by ``seed``, and by each row's z when ``points`` (``b x d``) are given
+    (:class:`GumbelNoise`). ``n_tokens`` may be 0 (no soft prompt)."""
+    chunks = soft_prompts.split(max_batch)
+    rows = points.split(max_batch) if points is not None else [None] * len(chunks)
+    return [text for chunk, z in zip(chunks, rows, strict=True)
             for text in _generate_batch(model, tokenizer, prompt, chunk, max_new_tokens, response_prefix,
-                                        temperature, seed)]
+                                        temperature, seed, z)]
 
 
 def _generate_batch(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
     soft_prompts: torch.Tensor, max_new_tokens: int, response_prefix: str, temperature: float, seed: int,
+    points: torch.Tensor | None,
 ) -> list[str]:
     table = _embeddings(model)
     batch, device = soft_prompts.shape[0], table.weight.device
@@ -174,7 +199,7 @@ def _generate_batch(
         ],
         dim=1,
     )
-    noise = [GumbelNoise(temperature, seed, max_new_tokens)] if temperature > 0 else []
+    noise = [GumbelNoise(temperature, seed, max_new_tokens, points)] if temperature > 0 else []
     output = model.generate(  # type: ignore[operator]  # nn.Module.__getattr__ hides GenerationMixin
         inputs_embeds=embeds,
         attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=device),

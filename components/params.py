@@ -47,7 +47,9 @@ class DataParams(_Section):
 class ProjectionParams(_Section):
     intrinsic_dim: int = Field(10, ge=1, le=1000)
     n_soft_tokens: int = Field(10, ge=1, le=100)
-    scale: float = Field(30.0, gt=0)  # soft-prompt spread relative to the token embeddings'
+    scale: float = Field(1.0, gt=0)  # spread of A z: relative to the token embeddings' (linear), logits' std (mixture)
+    kind: Literal["linear", "mixture"] = "linear"  # p = A z, or each soft token a softmax(A z) mix of word embeddings
+    mixture_atoms: int = Field(8, ge=2, le=10000)  # mixture: the word embeddings each soft token mixes
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
@@ -60,6 +62,7 @@ class GeneratorParams(_Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: a GPU if there is one
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bfloat16/float16 on a GPU, else float32
     max_batch: int = Field(16, ge=1, le=1024)  # soft prompts generated together (memory)
+    temperature: float = Field(1.0, ge=0, le=5)  # z-based samplers: 0 greedy, > 0 sampled with noise drawn from z
     ape_temperature: float = Field(1.0, gt=0, le=5)  # sampling temperature of the APE baseline
 
     @model_validator(mode="after")

@@ -114,7 +114,7 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     logger = get_run_logger()
     split, metric = read_split(workspace.prepared)
     model, tokenizer = load_generator(params.generator)
-    projection = setup_projection(params.projection, model, workspace.projection)
+    projection = setup_projection(params.projection, model, tokenizer, workspace.projection)
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
     propose = proposer(params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed)
     usage, seconds = spent(study, worker)

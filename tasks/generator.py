@@ -22,10 +22,11 @@ from components.generator import (
     convert_gguf,
     embedding_std,
     generate_texts,
+    word_atoms,
 )
 from components.generator import load_generator as _load
 from components.params import GeneratorParams, ProjectionParams
-from components.projection import Projection, make_projection
+from components.projection import Projection, make_mixture_projection, make_projection
 from tasks.log import run_logger
 from tasks.study import trial_seed
 
@@ -79,12 +80,16 @@ def load_generator(params: GeneratorParams) -> tuple[PreTrainedModel, PreTrained
 
 
 @task(cache_policy=NO_CACHE)
-def setup_projection(params: ProjectionParams, model: PreTrainedModel, path: Path) -> Projection:
-    """The seeded projection for ``model``, scaled to its embeddings, saved at ``path``."""
-    projection = make_projection(
-        params.intrinsic_dim, params.n_soft_tokens, model.config.hidden_size,
-        embedding_std(model), params.scale, params.seed,
-    )
+def setup_projection(params: ProjectionParams, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                     path: Path) -> Projection:
+    """The seeded projection for ``model`` (scaled to its embeddings, or mixing its word
+    embeddings), saved at ``path``."""
+    if params.kind == "mixture":
+        projection = make_mixture_projection(params.intrinsic_dim, *word_atoms(model, tokenizer),
+                                             params.n_soft_tokens, params.mixture_atoms, params.scale, params.seed)
+    else:
+        projection = make_projection(params.intrinsic_dim, params.n_soft_tokens, model.config.hidden_size,
+                                     embedding_std(model), params.scale, params.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     projection.save(path)
     return projection
@@ -93,12 +98,14 @@ def setup_projection(params: ProjectionParams, model: PreTrainedModel, path: Pat
 @task(cache_policy=NO_CACHE)
 def generate(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
-    projection: Projection, z: list[list[float]], params: GeneratorParams,
+    projection: Projection, z: list[list[float]], params: GeneratorParams, seed: int,
 ) -> list[str]:
-    """One instruction per point z (a batch of ``len(z)`` soft prompts), greedy."""
-    soft = projection.soft_prompts(torch.tensor(z, dtype=torch.float32))
-    texts = generate_texts(model, tokenizer, prompt, soft, params.max_new_tokens, params.response_prefix,
-                           max_batch=params.max_batch)
+    """One instruction per point z (a batch of ``len(z)`` soft prompts): greedy, or sampled at
+    ``generator.temperature`` with noise drawn from z (and ``seed``)."""
+    points = torch.tensor(z, dtype=torch.float32)
+    texts = generate_texts(model, tokenizer, prompt, projection.soft_prompts(points), params.max_new_tokens,
+                           params.response_prefix, temperature=params.temperature, seed=seed,
+                           max_batch=params.max_batch, points=points)
     return [clean_instruction(t) for t in texts]
 
 
@@ -128,7 +135,7 @@ def proposer(
     if sampler == "ape":
         return lambda trials, z: [sample_without_soft_prompt(model, tokenizer, prompt, params, trial_seed(t, seed))
                                   for t in trials]
-    return lambda trials, z: generate(model, tokenizer, prompt, projection, z, params)
+    return lambda trials, z: generate(model, tokenizer, prompt, projection, z, params, seed)
 
 
 @task(cache_policy=NO_CACHE)

@@ -126,3 +126,69 @@ def test_beside_the_local_model_server_the_generator_takes_half_the_cores(monkey
     assert threads(scale={"threads": 3}) == threads(scale={"threads": 3}, blackbox={"base_url": None}) == 3
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert threads() == 1
+
+
+def test_a_mixture_projection_mixes_the_models_whole_words(embedded_model, tmp_path):
+    import torch
+
+    from components.generator import generate_texts, load_generator, word_atoms
+    from components.params import ProjectionParams
+    from components.projection import Projection
+    from tasks.generator import setup_projection
+
+    model, tokenizer = load_generator(str(embedded_model), device="cpu", dtype="float32")
+    table, ids = word_atoms(model, tokenizer)
+    assert 10_000 < len(ids) < table.shape[0]
+    assert all(tokenizer.decode([i])[0] == " " and tokenizer.decode([i])[1:].isalpha() for i in ids[::500])
+    params = ProjectionParams(intrinsic_dim=4, n_soft_tokens=3, kind="mixture", mixture_atoms=5, scale=30.0)
+    projection = setup_projection.fn(params, model, tokenizer, tmp_path / "p.pt")
+    assert projection.atoms.shape == (3, 5, model.config.hidden_size)
+    assert torch.equal(Projection.load(tmp_path / "p.pt").atoms, projection.atoms)
+    atoms = projection.atoms.reshape(-1, model.config.hidden_size)
+    assert torch.cdist(atoms, table[ids].detach()).min(dim=1).values.max() < 0.01  # each a whole word (others: > 1)
+    prompt = build_prompt(tokenizer, "Pairs:\n{exemplars}\nThe instruction?", [Example("cat", ("c",))], "It is to")
+    texts = generate_texts(model, tokenizer, prompt, projection.soft_prompts(torch.rand(4, 4) * 2 - 1), 8, "It is to")
+    assert len(texts) == 4 and all(t.startswith("It is to") for t in texts)
+
+
+def test_noise_drawn_from_z_is_gumbel_per_row_and_decided_by_z_alone():
+    import torch
+
+    from components.generator import GumbelNoise
+
+    z = torch.rand(5, 10, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    scores = torch.zeros(5, 2000)
+    no_tokens = torch.zeros(5, 0, dtype=torch.long)
+
+    def noise(points: torch.Tensor, seed: int = 7) -> torch.Tensor:
+        return GumbelNoise(1.0, seed, 4, points)(no_tokens[: len(points)], scores[: len(points)])
+
+    batch = noise(z)
+    assert torch.allclose(noise(z[2:3]), batch[2:3], atol=1e-5)  # a row's noise: its z, whatever the batch
+    assert torch.allclose(noise(3 * z[:2]), batch[:2], atol=1e-5)  # (the direction of z)
+    assert not torch.allclose(noise(z, seed=8), batch)
+    assert batch.mean().item() == pytest.approx(0.5772, abs=0.03)  # Gumbel(0, 1): mean Euler's gamma, var pi^2/6
+    assert batch.var().item() == pytest.approx(1.6449, rel=0.06)
+    assert batch.argmax(dim=1).unique().numel() == 5  # different z, different samples
+    close = noise(torch.stack([z[0], z[0] + 0.01 * z[1]]))
+    assert torch.corrcoef(close)[0, 1] > 0.99 > torch.corrcoef(batch[:2])[0, 1]
+
+
+def test_sampling_steered_by_z_gives_each_z_its_own_instruction_in_any_batch(embedded_model, tmp_path):
+    import torch
+
+    from components.generator import load_generator
+    from components.params import GeneratorParams, ProjectionParams
+    from tasks.generator import generate, setup_projection
+
+    model, tokenizer = load_generator(str(embedded_model), device="cpu", dtype="float32")
+    params = GeneratorParams(prompt="Pairs:\n{exemplars}\nThe instruction?", response_prefix="It is to",
+                             max_new_tokens=12, temperature=1.0, max_batch=2)
+    projection = setup_projection.fn(ProjectionParams(intrinsic_dim=4, n_soft_tokens=2), model, tokenizer,
+                                     tmp_path / "p.pt")
+    prompt = build_prompt(tokenizer, params.prompt, [Example("cat", ("c",))], params.response_prefix)
+    z = (torch.rand(5, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1).tolist()
+    batch = generate.fn(model, tokenizer, prompt, projection, z, params, 0)
+    assert generate.fn(model, tokenizer, prompt, projection, z[3:4], params, 0) == batch[3:4]  # z alone decides
+    assert len(set(batch)) >= 4  # different z, different samples
+    assert generate.fn(model, tokenizer, prompt, projection, z, params, 1) != batch  # another run's noise

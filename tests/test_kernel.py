@@ -4,7 +4,14 @@ from gpytorch.kernels import MaternKernel
 
 from components.kernel import InstructionCoupledKernel, nearest_psd, output_similarity
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _double():
+    """These tests in float64, without leaving it the default for the rest of the suite."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 
 def _kernel(n: int = 6, d: int = 3, seed: int = 0) -> InstructionCoupledKernel:
