@@ -31,17 +31,10 @@ import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
 from benchmarks.tasks import load
 from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
 from components.data import Split, split_task
-from components.generator import (
-    build_prompt,
-    clean_instruction,
-    embedding_std,
-    generate_texts,
-    is_complete,
-    word_atoms,
-)
+from components.generator import build_prompt, clean_instruction, generate_texts, is_complete, model_projection
 from components.local_server import local_model_server
 from components.metrics import metric_for_task
-from components.projection import make_mixture_projection, make_projection
+from components.params import ProjectionParams
 from flows.settings import EMBEDDED_MODEL, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,12 +62,10 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
                 metric: str | None) -> list[dict]:
     rows = []
     template, prefix = PROMPTS[setting["prompt"]] or (params.generator.prompt, params.generator.response_prefix)
-    if setting["kind"] == "mixture":
-        projection = make_mixture_projection(10, *word_atoms(model, tokenizer), setting["tokens"], setting["atoms"],
-                                             setting["scale"], 0)
-    else:
-        projection = make_projection(10, setting["tokens"], model.config.hidden_size, embedding_std(model),
-                                     setting["scale"], 0)
+    atoms = {"mixture_atoms": setting["atoms"]} if setting["kind"] == "mixture" else {}
+    projection = model_projection(ProjectionParams(intrinsic_dim=10, n_soft_tokens=setting["tokens"],
+                                                   scale=setting["scale"], kind=setting["kind"], seed=0, **atoms),
+                                  model, tokenizer)
     z = torch.rand(n, 10, generator=torch.Generator().manual_seed(0)) * 2 - 1
     for task in tasks:
         split = split_task(load(task), 5, n_val, 1, 0)

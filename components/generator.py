@@ -18,6 +18,8 @@ from transformers import (
 )
 
 from components.data import Example
+from components.params import ProjectionParams
+from components.projection import Projection, make_mixture_projection, make_projection
 
 _SOFT = "\x00SOFT_PROMPT\x00"  # where the soft prompt goes in the rendered chat
 
@@ -75,6 +77,18 @@ def word_atoms(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tu
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
     table = _embeddings(model).weight
     return table, [i for i, t in enumerate(texts[: table.shape[0]]) if re.fullmatch(r" [A-Za-z]{3,}", t)]
+
+
+def model_projection(
+    params: ProjectionParams, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> Projection:
+    """The seeded projection ``params`` describe for ``model``: scaled to its embeddings'
+    spread (linear), or mixing its whole-word embeddings (mixture)."""
+    if params.kind == "mixture":
+        return make_mixture_projection(params.intrinsic_dim, *word_atoms(model, tokenizer), params.n_soft_tokens,
+                                       params.mixture_atoms, params.scale, params.seed)
+    return make_projection(params.intrinsic_dim, params.n_soft_tokens, model.config.hidden_size,
+                           embedding_std(model), params.scale, params.seed)
 
 
 def _embeddings(model: PreTrainedModel) -> torch.nn.Embedding:

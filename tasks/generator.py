@@ -20,13 +20,12 @@ from components.generator import (
     build_prompt,
     clean_instruction,
     convert_gguf,
-    embedding_std,
     generate_texts,
-    word_atoms,
+    model_projection,
 )
 from components.generator import load_generator as _load
 from components.params import GeneratorParams, ProjectionParams
-from components.projection import Projection, make_mixture_projection, make_projection
+from components.projection import Projection
 from tasks.log import run_logger
 from tasks.study import trial_seed
 
@@ -84,12 +83,7 @@ def setup_projection(params: ProjectionParams, model: PreTrainedModel, tokenizer
                      path: Path) -> Projection:
     """The seeded projection for ``model`` (scaled to its embeddings, or mixing its word
     embeddings), saved at ``path``."""
-    if params.kind == "mixture":
-        projection = make_mixture_projection(params.intrinsic_dim, *word_atoms(model, tokenizer),
-                                             params.n_soft_tokens, params.mixture_atoms, params.scale, params.seed)
-    else:
-        projection = make_projection(params.intrinsic_dim, params.n_soft_tokens, model.config.hidden_size,
-                                     embedding_std(model), params.scale, params.seed)
+    projection = model_projection(params, model, tokenizer)
     path.parent.mkdir(parents=True, exist_ok=True)
     projection.save(path)
     return projection
