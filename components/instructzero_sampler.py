@@ -65,7 +65,8 @@ class InstructZeroSampler(BaseSampler):
     Trials without it (or failed ones) are left out; duplicate instructions are fine.
 
     Args:
-        n_startup_trials: completed trials (with outputs) before the GP takes over.
+        n_startup_trials: completed trials (with outputs) before the GP takes over; it waits
+            too until two of them differ in score (the independent sampler serves till then).
         independent_sampler: for the start-up and for parameters outside the search space
             (the pipeline passes a scrambled Sobol sampler); default random.
         seed: seeds the independent sampler, and with the trial's number the acquisition
@@ -110,8 +111,8 @@ class InstructZeroSampler(BaseSampler):
             t for t in study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
             if self._outputs_attr in t.user_attrs and all(n in t.params for n in names)
         ]
-        if len(done) < self._n_startup_trials:
-            return {}
+        if len(done) < self._n_startup_trials or len({t.value for t in done}) < 2:
+            return {}  # on equal scores the GP has nothing to fit and would only seek the cube's corners
         low = torch.tensor([search_space[n].low for n in names], dtype=torch.float64)  # type: ignore[attr-defined]
         span = torch.tensor([search_space[n].high for n in names], dtype=torch.float64) - low  # type: ignore[attr-defined]
 

@@ -49,6 +49,21 @@ def test_copes_with_failed_trials_trials_without_outputs_and_pending_batches():
         study.tell(t, _synthetic(t))
 
 
+def test_waits_for_two_different_scores_before_the_gp():
+    """On equal scores (every instruction 0 on a hard task) a GP would only chase the corners."""
+    sampler = _sampler()
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    space = {f"z{i}": optuna.distributions.FloatDistribution(-1, 1) for i in range(DIM)}
+    for value in (0.0, 0.0, 0.0):
+        study.add_trial(optuna.trial.create_trial(
+            params={n: 0.1 * len(study.trials) for n in space}, distributions=space, value=value,
+            user_attrs={"outputs": [f"out{len(study.trials)}"] * 4}))
+    assert sampler.sample_relative(study, study.ask(), space) == {}
+    study.add_trial(optuna.trial.create_trial(params={n: -0.5 for n in space}, distributions=space, value=0.3,
+                                              user_attrs={"outputs": ["hit"] * 4}))
+    assert set(sampler.sample_relative(study, study.ask(), space)) == set(space)
+
+
 def test_refuses_a_second_study():
     sampler, storage = InstructZeroSampler(seed=0), optuna.storages.InMemoryStorage()
     optuna.create_study(sampler=sampler, storage=storage).optimize(_synthetic, n_trials=1)
