@@ -112,7 +112,7 @@ class InstructZeroSampler(BaseSampler):
             if self._outputs_attr in t.user_attrs and all(n in t.params for n in names)
         ]
         if len(done) < self._n_startup_trials or len({t.value for t in done}) < 2:
-            return {}  # on equal scores the GP has nothing to fit and would only seek the cube's corners
+            return {}  # equal scores: nothing to fit (the GP sent z to the corners or the centre)
         low = torch.tensor([search_space[n].low for n in names], dtype=torch.float64)  # type: ignore[attr-defined]
         span = torch.tensor([search_space[n].high for n in names], dtype=torch.float64) - low  # type: ignore[attr-defined]
 
