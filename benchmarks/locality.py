@@ -1,0 +1,143 @@
+"""Do nearby z score alike? (whether any model of H(z) can beat random z on this generator)
+
+At params.yaml's generator and projection, per task: n random z in [-1, 1]^d -> instructions ->
+validation scores (the paper's metric, the local model server). Then around the best random z
+(the centres, those scoring above 0), m neighbours at each distance r (z + r u, u a random unit
+vector, clipped to the cube): the share that write the centre's instruction again, and the mean
+score of the neighbours that write a new one, next to the mean score of the random z. A GP's
+lengthscale prior (Gamma(3, 6), mean 0.5 of the unit cube) puts r = 1 at about one lengthscale:
+if new neighbours there score no better than random z, the GP has no structure to use.
+Writes benchmarks/results/locality.{json,md}.
+
+    .venv/bin/python -m benchmarks.locality --tasks implicatures navigate --n 32 --centres 2 \\
+        --neighbours 6 --radii 0.1 0.3 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
+from benchmarks.tasks import load
+from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
+from components.data import Split, split_task
+from components.generator import (
+    GenerationPrompt,
+    build_prompt,
+    clean_instruction,
+    generate_texts,
+    load_generator,
+    model_projection,
+)
+from components.local_server import local_model_server
+from components.metrics import metric_for_task
+from components.params import GeneratorParams
+from components.projection import Projection
+from flows.settings import EMBEDDED_MODEL, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def neighbours(centre: torch.Tensor, radius: float, m: int, seed: int) -> torch.Tensor:
+    """``m`` points at distance ``radius`` from ``centre`` in random directions, clipped to the cube."""
+    u = torch.randn(m, centre.shape[0], generator=torch.Generator().manual_seed(seed))
+    return (centre + radius * u / u.norm(dim=1, keepdim=True)).clamp(-1, 1)
+
+
+def instructions_and_scores(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, projection: Projection,
+                            gen: GeneratorParams, box: BlackBox, prompt: GenerationPrompt, split: Split, metric: str,
+                            z: torch.Tensor) -> tuple[list[str], list[float]]:
+    """Each z's instruction (as the pipeline writes it) and its validation score (0 if a call failed)."""
+    texts = generate_texts(model, tokenizer, prompt, projection.soft_prompts(z), gen.max_new_tokens,
+                           gen.response_prefix, temperature=gen.temperature, max_batch=gen.max_batch, points=z)
+    instructions = [clean_instruction(t) for t in texts]
+    distinct = list(dict.fromkeys(instructions))
+    scored = evaluate_instructions(box, distinct, split.validation, metric).evaluations
+    by = {v: e.mean for v, e in zip(distinct, scored, strict=True) if e is not None}
+    return instructions, [by.get(v, 0.0) for v in instructions]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["implicatures", "navigate"])
+    parser.add_argument("--n", type=int, default=32, help="random z per task")
+    parser.add_argument("--centres", type=int, default=2, help="best random z (scoring above 0) to look around")
+    parser.add_argument("--neighbours", type=int, default=6, help="neighbours per centre and radius")
+    parser.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.3, 1.0])
+    parser.add_argument("--n-val", type=int, default=20)
+    args = parser.parse_args()
+    params = load_params(ROOT / "params.yaml")
+    gen, bb = params.generator, params.blackbox
+    model, tokenizer = load_generator(str(ROOT / EMBEDDED_MODEL))
+    projection = model_projection(params.projection, model, tokenizer)
+    d = params.projection.intrinsic_dim
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp, local_model_server(
+        ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=bb.server_cache_blocks,
+        block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens,
+    ) as url:
+        box = BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
+                       cache=ResponseCache(Path(tmp) / "cache.db"), max_tokens=bb.max_tokens)
+        for task in args.tasks:
+            split = split_task(load(task), 5, args.n_val, 1, 0)
+            prompt = build_prompt(tokenizer, gen.prompt, split.exemplars, gen.response_prefix, gen.soft_prompt_position)
+            score = partial(instructions_and_scores, model, tokenizer, projection, gen, box, prompt, split,
+                            metric_for_task(task))
+            z = torch.rand(args.n, d, generator=torch.Generator().manual_seed(0)) * 2 - 1
+            random_v, random_s = score(z)
+            order = sorted(range(args.n), key=lambda i: -random_s[i])
+            centres = [i for i in order[: args.centres] if random_s[i] > 0]
+            row = {"task": task, "n": args.n, "random_mean": statistics.mean(random_s),
+                   "random_hits": sum(s > 0 for s in random_s) / args.n,
+                   "centres": [{"score": random_s[i], "instruction": random_v[i]} for i in centres], "radii": {}}
+            for radius in args.radii:
+                same, new = [], []
+                for c, i in enumerate(centres):
+                    near_v, near_s = score(neighbours(z[i], radius, args.neighbours, seed=1000 * c + int(radius * 100)))
+                    same += [v == random_v[i] for v in near_v]
+                    new += [s for v, s in zip(near_v, near_s, strict=True) if v != random_v[i]]
+                row["radii"][str(radius)] = {"same": statistics.mean(same) if same else None,
+                                             "new_mean": statistics.mean(new) if new else None,
+                                             "new_hits": sum(s > 0 for s in new) / len(new) if new else None,
+                                             "n_new": len(new)}
+                print(f"{task} r={radius}: same {row['radii'][str(radius)]['same']} new mean "
+                      f"{row['radii'][str(radius)]['new_mean']} (random {row['random_mean']:.3f})", flush=True)
+            rows.append(row)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "locality.json").write_text(json.dumps(rows, indent=2) + "\n")
+    table = markdown(rows, args)
+    (RESULTS / "locality.md").write_text(table + "\n")
+    print(table)
+
+
+def markdown(rows: list[dict], args: argparse.Namespace) -> str:
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    lines = [f"# Do nearby z score alike? ({args.n} random z, {args.centres} best as centres, {args.neighbours} "
+             f"neighbours per centre and radius, {args.n_val} validation examples)", "",
+             "Command: `.venv/bin/python -m benchmarks.locality --tasks " + " ".join(args.tasks)
+             + f" --n {args.n} --centres {args.centres} --neighbours {args.neighbours} --radii "
+             + " ".join(f"{r:g}" for r in args.radii) + "`", "",
+             "| task | random z: mean score | random z: share above 0 | centres' scores | radius | same instruction "
+             "as the centre | new instructions: mean score | new: share above 0 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        for radius, r in row["radii"].items():
+            lines.append(f"| {row['task']} | {row['random_mean']:.3f} | {row['random_hits']:.2f} | "
+                         + ", ".join(f"{c['score']:.2f}" for c in row["centres"])
+                         + f" | {radius} | {num(r['same'])} | {num(r['new_mean'])} | {num(r['new_hits'])} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
