@@ -50,7 +50,7 @@ def test_copes_with_failed_trials_trials_without_outputs_and_pending_batches():
 
 
 def test_waits_for_two_different_scores_before_the_gp():
-    """On equal scores (every instruction 0 on a hard task) a GP would only chase the corners."""
+    """On equal scores (every instruction 0 on a hard task) the GP has nothing to fit: Sobol serves."""
     sampler = _sampler()
     study = optuna.create_study(direction="maximize", sampler=sampler)
     space = {f"z{i}": optuna.distributions.FloatDistribution(-1, 1) for i in range(DIM)}
