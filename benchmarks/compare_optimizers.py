@@ -10,7 +10,8 @@ hand-written instruction per task (benchmarks/tasks.py). Prints a markdown table
 mean +- std per task and method, paired (task, seed) wins/ties/losses of InstructZero against
 each method, distinct instructions, calls, trials and wall time per run) and writes it with a
 plot under --out. Results are saved after every run; started again with the same settings (these
-and params.yaml's generator and projection sections), it skips the runs already done.
+and params.yaml's generator and projection sections), it skips the runs already done with the
+method's own knobs as they are now (``method_knobs``: a changed one runs that method again).
 
     .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment negation word_sentiment \
         first_word_letter antonyms --seeds 0 1 2
@@ -31,10 +32,10 @@ from pathlib import Path
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION
-from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
+from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, local_blackbox
+from components.blackbox import BlackBox, evaluate_instructions
 from components.builtin_tasks import BUILTIN_TASKS
-from components.local_server import local_model_server
+from components.params import BlackBoxParams
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
@@ -44,6 +45,11 @@ from tasks.data import read_split
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("instructzero", "random", "ape", "tpe", "gp")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler"}
+
+
+def method_knobs(method: str, bo: dict) -> dict:
+    """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
+    return {"trust_region": bo["trust_region"]} if method == "instructzero" else {}
 
 
 def data_params(task: str) -> dict:
@@ -96,7 +102,7 @@ def main() -> None:
                 "metric": args.metric, "n_test": args.n_test, "contains": sorted(args.contains),
                 "generator": {k: v for k, v in base["generator"].items() if k != "model"},
                 "projection": {k: v for k, v in base["projection"].items() if k != "seed"}}  # (the candidates)
-    results = load(args.out, settings)
+    results = load(args.out, settings, base["bo"])
     if not args.report_only:
         run_all(args, base, settings, results)
     table = markdown(results, args)
@@ -108,13 +114,9 @@ def main() -> None:
 def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[tuple[str, str], list[dict]]) -> None:
     """Every task x seed x method not saved yet, against one local model server."""
     os.environ["OPENAI_API_KEY"] = "local"  # the local server checks no key
-    with tempfile.TemporaryDirectory() as tmp, local_model_server(
-        ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=base["blackbox"]["server_cache_blocks"],
-        block_size=base["blackbox"]["server_block_size"], max_batch_tokens=base["blackbox"]["server_max_batch_tokens"],
-    ) as url:
-        references = BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
-                              cache=ResponseCache(Path(tmp) / "references.db"),
-                              max_tokens=base["blackbox"]["max_tokens"])
+    with tempfile.TemporaryDirectory() as tmp, local_blackbox(
+        Path(tmp), BlackBoxParams(**base["blackbox"]), "references.db"
+    ) as (url, references):
         for seed in args.seeds:  # seed-major: a benchmark cut short still covers every task
             for task in args.tasks:
                 for method in args.methods:
@@ -133,7 +135,8 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     params["budget"]["max_calls"] = args.instructions * args.n_validation
                     params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
                     params["eval"]["top_k"] = 1
-                    r = {"seed": seed, **run_one(workdir, params, references)}
+                    r = {"seed": seed, "knobs": method_knobs(method, base["bo"]),
+                         **run_one(workdir, params, references)}
                     results[task, method].append(r)
                     save(results, settings, args.out)  # after every run: an interrupted benchmark keeps its results
                     print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, empty "
@@ -141,15 +144,16 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                           f"{r['trials']} trials, {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
 
 
-def load(out: Path, settings: dict) -> defaultdict[tuple[str, str], list[dict]]:
-    """Runs saved by an earlier invocation with the same settings (none otherwise)."""
+def load(out: Path, settings: dict, bo: dict) -> defaultdict[tuple[str, str], list[dict]]:
+    """Runs saved by an earlier invocation with the same settings (none otherwise), each
+    method's only while it was run with its knobs as they are in ``bo`` now."""
     results: defaultdict[tuple[str, str], list[dict]] = defaultdict(list)
     path = out / "compare_optimizers.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     if saved.get("settings") == settings:
         for key, runs in saved["runs"].items():
             task, method = key.split("/")
-            results[task, method] = runs
+            results[task, method] = [r for r in runs if r.get("knobs", {}) == method_knobs(method, bo)]
     return results
 
 
@@ -191,7 +195,7 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
              "started again with the same settings, the benchmark runs the rest)", "",
              header, "|" + "---|" * (len(methods) + 3)]
     for task in args.tasks:
-        runs = results.get((task, methods[0]), [])
+        runs = next((results[task, m] for m in methods if results.get((task, m))), [])  # (same splits: same scores)
         lines.append(f"| {task} | " + " | ".join(_mean_std([r["test"] for r in results.get((task, m), [])])
                                                  for m in methods)
                      + f" | {_mean_std([r['empty'] for r in runs])} | "

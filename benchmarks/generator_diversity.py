@@ -28,11 +28,10 @@ from pathlib import Path
 import torch
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import load
-from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
+from benchmarks.tasks import load, local_blackbox
+from components.blackbox import evaluate_instructions
 from components.data import Split, split_task
 from components.generator import build_prompt, clean_instruction, generate_texts, is_complete, model_projection
-from components.local_server import local_model_server
 from components.metrics import metric_for_task
 from components.params import ProjectionParams
 from flows.settings import EMBEDDED_MODEL, load_params
@@ -136,12 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         blackbox = None
         if args.score:
-            bb = params.blackbox
-            url = stack.enter_context(local_model_server(
-                ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=bb.server_cache_blocks,
-                block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens))
-            blackbox = BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
-                                cache=ResponseCache(Path(tmp) / "cache.db"), max_tokens=bb.max_tokens)
+            blackbox = stack.enter_context(local_blackbox(Path(tmp), params.blackbox))[1]
         for setting in grid:
             done = {r["task"] for r in rows if _matches(r, setting)
                     and r["n"] == args.n and (r.get("n_val") == args.n_val and "best" in r or not args.score)}

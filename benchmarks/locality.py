@@ -26,8 +26,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import load
-from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
+from benchmarks.tasks import load, local_blackbox
+from components.blackbox import BlackBox, evaluate_instructions
 from components.data import Split, split_task
 from components.generator import (
     GenerationPrompt,
@@ -37,7 +37,6 @@ from components.generator import (
     load_generator,
     model_projection,
 )
-from components.local_server import local_model_server
 from components.metrics import metric_for_task
 from components.params import GeneratorParams
 from components.projection import Projection
@@ -76,17 +75,12 @@ def main() -> None:
     parser.add_argument("--n-val", type=int, default=20)
     args = parser.parse_args()
     params = load_params(ROOT / "params.yaml")
-    gen, bb = params.generator, params.blackbox
+    gen = params.generator
     model, tokenizer = load_generator(str(ROOT / EMBEDDED_MODEL))
     projection = model_projection(params.projection, model, tokenizer)
     d = params.projection.intrinsic_dim
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp, local_model_server(
-        ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=bb.server_cache_blocks,
-        block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens,
-    ) as url:
-        box = BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
-                       cache=ResponseCache(Path(tmp) / "cache.db"), max_tokens=bb.max_tokens)
+    with tempfile.TemporaryDirectory() as tmp, local_blackbox(Path(tmp), params.blackbox) as (_, box):
         for task in args.tasks:
             split = split_task(load(task), 5, args.n_val, 1, 0)
             prompt = build_prompt(tokenizer, gen.prompt, split.exemplars, gen.response_prefix, gen.soft_prompt_position)

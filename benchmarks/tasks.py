@@ -3,12 +3,20 @@ hand-written instruction each (written once as a reference, never tuned on test 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from components.blackbox import BlackBox, ResponseCache
 from components.builtin_tasks import BUILTIN_TASKS, builtin_task
 from components.data import TaskData, parse_bigbench, parse_instruction_induction, read_text
+from components.local_server import local_model_server
+from components.params import BlackBoxParams
+from flows.settings import EMBEDDED_MODEL
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+SHARED = ROOT.parent / "shared" / "data"
 INDUCTION = SHARED / "instruction-induction"
 BIGBENCH = SHARED / "bigbench-ii"
 
@@ -66,3 +74,13 @@ def load(task: str) -> TaskData:
     induce, execute = (str(INDUCTION / "raw" / s / f"{task}.json") for s in ("induce", "execute"))
     return TaskData(task, parse_instruction_induction(read_text(induce), induce),
                     parse_instruction_induction(read_text(execute), execute))
+
+
+@contextmanager
+def local_blackbox(tmp: Path, bb: BlackBoxParams, cache: str = "cache.db") -> Iterator[tuple[str, BlackBox]]:
+    """The embedded model served on 127.0.0.1 as params.yaml's ``blackbox`` sets the server (its
+    log in ``tmp``), and a black box on it with a cold response cache ``tmp / cache``: (url, box)."""
+    with local_model_server(ROOT / EMBEDDED_MODEL, tmp / "server.log", cache_blocks=bb.server_cache_blocks,
+                            block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens) as url:
+        yield url, BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
+                            cache=ResponseCache(tmp / cache), max_tokens=bb.max_tokens)

@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from components.blackbox import BlackBox, ResponseCache
-from components.local_server import local_model_server
+from benchmarks.tasks import local_blackbox
+from components.params import BlackBoxParams
 from flows.optimize import optimize
 from flows.prepare import prepare
 from flows.settings import EMBEDDED_MODEL, Workspace
@@ -57,14 +57,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    bb = base["blackbox"]
     os.environ["OPENAI_API_KEY"] = "local"  # the local server checks no key
-    with tempfile.TemporaryDirectory() as tmp, local_model_server(
-        ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=bb["server_cache_blocks"],
-        block_size=bb["server_block_size"], max_batch_tokens=bb["server_max_batch_tokens"],
-    ) as url:
-        warm = BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
-                        cache=ResponseCache(Path(tmp) / "warm.db"), max_tokens=bb["max_tokens"])
+    with tempfile.TemporaryDirectory() as tmp, local_blackbox(
+        Path(tmp), BlackBoxParams(**base["blackbox"]), "warm.db"
+    ) as (url, warm):
         warm.complete([f"Say {i}." for i in range(16)])  # the server's first calls are slow
         rows = [run(Path(tmp) / f"threads-{n}", base, url, n, args.instructions) for n in args.threads]
     first = rows[0]

@@ -1,5 +1,6 @@
 """InstructZero's optimiser as an Optuna sampler: a GP with the instruction-coupled kernel,
-(q)LogEI maximised with ``optimize_acqf``, a scrambled Sobol start."""
+(q)LogEI maximised with ``optimize_acqf`` (every other trial inside a trust region around the
+best point), a scrambled Sobol start."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def instructzero_candidate(
     similarity: torch.Tensor,
     pending: torch.Tensor | None = None,
     *,
+    bounds: torch.Tensor | None = None,
     num_restarts: int = 10,
     raw_samples: int = 256,
     eps: float = 1e-4,
@@ -42,6 +44,7 @@ def instructzero_candidate(
         train_y: ``n`` scores (maximised).
         similarity: ``n x n`` instruction similarity of the points.
         pending: ``p x d`` points asked but not yet scored (the acquisition integrates over them).
+        bounds: ``2 x d`` box in which the acquisition is maximised (default: the unit cube).
 
     Returns:
         ``1 x d`` tensor in [0, 1]^d.
@@ -52,9 +55,15 @@ def instructzero_candidate(
     model = SingleTaskGP(x, y, covar_module=kernel, outcome_transform=Standardize(m=1))
     fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
     acqf = qLogExpectedImprovement(model, best_f=y.max(), X_pending=None if pending is None else pending.double())
-    bounds = torch.stack([torch.zeros(x.shape[1]), torch.ones(x.shape[1])]).double()
-    candidate, _ = optimize_acqf(acqf, bounds=bounds, q=1, num_restarts=num_restarts, raw_samples=raw_samples)
+    if bounds is None:
+        bounds = torch.stack([torch.zeros(x.shape[1]), torch.ones(x.shape[1])])
+    candidate, _ = optimize_acqf(acqf, bounds=bounds.double(), q=1, num_restarts=num_restarts, raw_samples=raw_samples)
     return candidate.detach()
+
+
+def trust_region(centre: torch.Tensor, side: float) -> torch.Tensor:
+    """The ``2 x d`` box of side ``side`` around ``centre`` (in the unit cube), cut to the cube."""
+    return torch.stack([(centre - side / 2).clamp(0, 1), (centre + side / 2).clamp(0, 1)])
 
 
 class InstructZeroSampler(BaseSampler):
@@ -71,6 +80,10 @@ class InstructZeroSampler(BaseSampler):
             (the pipeline passes a scrambled Sobol sampler); default random.
         seed: seeds the independent sampler, and with the trial's number the acquisition
             optimisation (a resumed or distributed run draws what an uninterrupted one would).
+        trust_region: side (a share of each parameter's range) of the box around the best
+            trial's point in which even-numbered trials maximise the acquisition; odd ones use
+            the whole space. Nearby z write better instructions near a hit than one lengthscale
+            away (benchmarks/results/locality.md). None: the whole space for every trial.
     """
 
     def __init__(
@@ -82,7 +95,11 @@ class InstructZeroSampler(BaseSampler):
         outputs_attr: str = "outputs",
         num_restarts: int = 10,
         raw_samples: int = 256,
+        trust_region: float | None = None,
     ) -> None:
+        if trust_region is not None and not 0 < trust_region <= 1:
+            raise ValueError(f"trust_region must be in (0, 1], got {trust_region}")
+        self._trust_region = trust_region
         self._n_startup_trials = n_startup_trials
         self._independent_sampler = independent_sampler or optuna.samplers.RandomSampler(seed=seed)
         self._seed = seed
@@ -125,11 +142,13 @@ class InstructZeroSampler(BaseSampler):
         ]
         if self._seed is not None:
             torch.manual_seed(self._seed * 1_000_003 + trial.number)
+        x, y = unit(done), torch.tensor([t.value for t in done], dtype=torch.float64)
+        side = self._trust_region if trial.number % 2 == 0 else None  # odd trials: the whole space
         candidate = instructzero_candidate(
-            unit(done),
-            torch.tensor([t.value for t in done], dtype=torch.float64),
+            x, y,
             output_similarity([t.user_attrs[self._outputs_attr] for t in done]),
             unit(running) if running else None,
+            bounds=None if side is None else trust_region(x[int(y.argmax())], side),
             num_restarts=self._num_restarts,
             raw_samples=self._raw_samples,
         )

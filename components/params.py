@@ -123,6 +123,7 @@ class BOParams(_Section):
     n_instructions: int = Field(20, ge=1, le=10000)  # distinct instructions scored: the black-box budget
     n_trials: int = Field(200, ge=1, le=100000)  # a safety cap: a repeated instruction costs a trial, no call
     n_startup_trials: int = Field(8, ge=1, le=10000)
+    trust_region: float | None = Field(None, gt=0, le=1)  # instructzero: every other trial local; None: global
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
     seed: int = Field(0, ge=0, le=2**32 - 1)
 

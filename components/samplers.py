@@ -37,17 +37,21 @@ class SobolSampler(optuna.samplers.RandomSampler):
         return low + float(self._rows[trial.number, column]) * (high - low)
 
 
-def make_sampler(name: str, n_startup_trials: int, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, n_startup_trials: int, seed: int, trust_region: float | None = None
+) -> optuna.samplers.BaseSampler:
     """A seeded sampler; the model-based ones start from a scrambled Sobol design.
 
-    ``instructzero``: the GP with the instruction-coupled kernel (the paper's); ``botorch``: a
+    ``instructzero``: the GP with the instruction-coupled kernel (the paper's; every other
+    trial inside a ``trust_region`` around the best point, if given); ``botorch``: a
     GP (BoTorch's SingleTaskGP) with qLogEI, pending trials fantasized so that a batch of asked
     trials is spread out; ``gp``: Optuna's GPSampler; ``tpe``; ``random`` (the paper's Uniform);
     ``ape``: random z that the flow ignores (APE samples instructions without a soft prompt).
     """
     sobol = SobolSampler(seed=seed)
     if name == "instructzero":
-        return InstructZeroSampler(n_startup_trials=n_startup_trials, independent_sampler=sobol, seed=seed)
+        return InstructZeroSampler(n_startup_trials=n_startup_trials, independent_sampler=sobol, seed=seed,
+                                   trust_region=trust_region)
     if name == "botorch":
         return BoTorchSampler(
             candidates_func=qlogei_candidates_func,

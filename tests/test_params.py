@@ -30,6 +30,7 @@ def test_repository_params_are_valid():
          r"bo.sampler: Input should be 'instructzero', 'botorch', 'gp', 'tpe', 'random' or 'ape'"),
         ("data", "metric", "bleu", r"data.metric must be one of"),
         ("projection", "scale", "big", r"projection.scale: Input should be a valid number"),
+        ("bo", "trust_region", 1.5, r"bo.trust_region: Input should be less than or equal to 1"),
         ("projection", "kind", "tokens", r"projection.kind: Input should be 'linear' or 'mixture'"),
         ("generator", "prompt", "no placeholder", r"generator.prompt must contain the placeholder \{exemplars\}"),
     ],
