@@ -1,6 +1,6 @@
 """InstructZero's optimiser as an Optuna sampler: a GP with the instruction-coupled kernel,
-(q)LogEI maximised with ``optimize_acqf`` (every other trial inside a trust region around the
-best point), a scrambled Sobol start."""
+(q)LogEI maximised with ``optimize_acqf`` (optionally, every other trial inside a trust region
+around the best point), a scrambled Sobol start."""
 
 from __future__ import annotations
 
@@ -82,8 +82,10 @@ class InstructZeroSampler(BaseSampler):
             optimisation (a resumed or distributed run draws what an uninterrupted one would).
         trust_region: side (a share of each parameter's range) of the box around the best
             trial's point in which even-numbered trials maximise the acquisition; odd ones use
-            the whole space. Nearby z write better instructions near a hit than one lengthscale
-            away (benchmarks/results/locality.md). None: the whole space for every trial.
+            the whole space. Tried because nearby z write better instructions near a hit than
+            one lengthscale away (benchmarks/results/locality.md); at 0.1 it changed 2 of 12
+            comparison runs' choice, no better (benchmarks/results/trust_region_0.1/). None (the
+            pipeline's default): the whole space for every trial.
     """
 
     def __init__(
