@@ -79,10 +79,10 @@ def main() -> None:
                   f"{tokens:14.1f}", flush=True)
     metrics = Path("metrics/optimize.json")
     if metrics.exists():
-        seconds = {k: json.loads(metrics.read_text())[f"seconds_{k}"] for k in ("blackbox", "generator", "bo")}
-        total = sum(seconds.values())
+        parts = {k: json.loads(metrics.read_text())[f"seconds_{k}"] for k in ("blackbox", "generator", "bo")}
+        total = sum(parts.values())
         print(f"BO loop of the last pipeline run ({metrics}, {total:.0f} s): " + ", ".join(
-            f"{name} {seconds[key] / total:.0%}" for key, name in
+            f"{name} {parts[key] / total:.0%}" for key, name in
             (("blackbox", "black box"), ("generator", "generator"), ("bo", "GP/acquisition"))))
 
 

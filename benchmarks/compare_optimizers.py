@@ -49,7 +49,7 @@ LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tp
 
 def method_knobs(method: str, bo: dict) -> dict:
     """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
-    return {"trust_region": bo["trust_region"]} if method == "instructzero" else {}
+    return {k: bo[k] for k in ("trust_region", "partial_credit")} if method == "instructzero" else {}
 
 
 def data_params(task: str) -> dict:

@@ -73,7 +73,7 @@ def run_setting(setting: dict, tasks: list[str], n: int, model, tokenizer, param
         raws = generate_texts(model, tokenizer, prompt, projection.soft_prompts(z), setting["max_new_tokens"], prefix,
                               temperature=setting["temperature"], points=z if setting["noise"] == "z" else None)
         seconds = time.perf_counter() - start
-        first_raw = {}
+        first_raw: dict[str, str] = {}
         for raw in raws:
             first_raw.setdefault(clean_instruction(raw), raw)
         distinct = list(first_raw)

@@ -7,7 +7,9 @@ vector, clipped to the cube): the share that write the centre's instruction agai
 score of the neighbours that write a new one, next to the mean score of the random z. A GP's
 lengthscale prior (Gamma(3, 6), mean 0.5 of the unit cube) puts r = 1 at about one lengthscale:
 if new neighbours there score no better than random z, the GP has no structure to use.
-Writes benchmarks/results/locality.{json,md}.
+For the random z it also reports the partial credit the GP would see (``bo.partial_credit``):
+mean token F1 of the answers, and the share of z scoring 0 with an F1 above 0 (where the credit
+gives a signal the score does not). Writes benchmarks/results/<--out>.{json,md}.
 
     .venv/bin/python -m benchmarks.locality --tasks implicatures navigate --n 32 --centres 2 \\
         --neighbours 6 --radii 0.1 0.3 1
@@ -54,15 +56,17 @@ def neighbours(centre: torch.Tensor, radius: float, m: int, seed: int) -> torch.
 
 def instructions_and_scores(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, projection: Projection,
                             gen: GeneratorParams, box: BlackBox, prompt: GenerationPrompt, split: Split, metric: str,
-                            z: torch.Tensor) -> tuple[list[str], list[float]]:
-    """Each z's instruction (as the pipeline writes it) and its validation score (0 if a call failed)."""
+                            z: torch.Tensor) -> tuple[list[str], list[float], list[float]]:
+    """Each z's instruction (as the pipeline writes it), its validation score and mean token F1
+    (0 if a call failed)."""
     texts = generate_texts(model, tokenizer, prompt, projection.soft_prompts(z), gen.max_new_tokens,
                            gen.response_prefix, temperature=gen.temperature, max_batch=gen.max_batch, points=z)
     instructions = [clean_instruction(t) for t in texts]
     distinct = list(dict.fromkeys(instructions))
     scored = evaluate_instructions(box, distinct, split.validation, metric).evaluations
-    by = {v: e.mean for v, e in zip(distinct, scored, strict=True) if e is not None}
-    return instructions, [by.get(v, 0.0) for v in instructions]
+    by = {v: e for v, e in zip(distinct, scored, strict=True) if e is not None}
+    f1 = {v: sum(e.partial) / len(e.partial) for v, e in by.items()}
+    return instructions, [by[v].mean if v in by else 0.0 for v in instructions], [f1.get(v, 0.0) for v in instructions]
 
 
 def main() -> None:
@@ -73,6 +77,7 @@ def main() -> None:
     parser.add_argument("--neighbours", type=int, default=6, help="neighbours per centre and radius")
     parser.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.3, 1.0])
     parser.add_argument("--n-val", type=int, default=20)
+    parser.add_argument("--out", default="locality", help="results file name under benchmarks/results/")
     args = parser.parse_args()
     params = load_params(ROOT / "params.yaml")
     gen = params.generator
@@ -87,16 +92,19 @@ def main() -> None:
             score = partial(instructions_and_scores, model, tokenizer, projection, gen, box, prompt, split,
                             metric_for_task(task))
             z = torch.rand(args.n, d, generator=torch.Generator().manual_seed(0)) * 2 - 1
-            random_v, random_s = score(z)
+            random_v, random_s, random_f1 = score(z)
             order = sorted(range(args.n), key=lambda i: -random_s[i])
             centres = [i for i in order[: args.centres] if random_s[i] > 0]
             row = {"task": task, "n": args.n, "random_mean": statistics.mean(random_s),
                    "random_hits": sum(s > 0 for s in random_s) / args.n,
+                   "random_f1": statistics.mean(random_f1),
+                   "random_credit_only": sum(s == 0 < f for s, f in zip(random_s, random_f1, strict=True)) / args.n,
                    "centres": [{"score": random_s[i], "instruction": random_v[i]} for i in centres], "radii": {}}
-            for radius in args.radii:
+            for radius in args.radii if centres else ():  # (no hit: nothing to look around)
                 same, new = [], []
                 for c, i in enumerate(centres):
-                    near_v, near_s = score(neighbours(z[i], radius, args.neighbours, seed=1000 * c + int(radius * 100)))
+                    around = neighbours(z[i], radius, args.neighbours, seed=1000 * c + int(radius * 100))
+                    near_v, near_s, _ = score(around)
                     same += [v == random_v[i] for v in near_v]
                     new += [s for v, s in zip(near_v, near_s, strict=True) if v != random_v[i]]
                 row["radii"][str(radius)] = {"same": statistics.mean(same) if same else None,
@@ -107,9 +115,9 @@ def main() -> None:
                       f"{row['radii'][str(radius)]['new_mean']} (random {row['random_mean']:.3f})", flush=True)
             rows.append(row)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "locality.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(rows, indent=2) + "\n")
     table = markdown(rows, args)
-    (RESULTS / "locality.md").write_text(table + "\n")
+    (RESULTS / f"{args.out}.md").write_text(table + "\n")
     print(table)
 
 
@@ -121,10 +129,16 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
              f"neighbours per centre and radius, {args.n_val} validation examples)", "",
              "Command: `.venv/bin/python -m benchmarks.locality --tasks " + " ".join(args.tasks)
              + f" --n {args.n} --centres {args.centres} --neighbours {args.neighbours} --radii "
-             + " ".join(f"{r:g}" for r in args.radii) + "`", "",
-             "| task | random z: mean score | random z: share above 0 | centres' scores | radius | same instruction "
-             "as the centre | new instructions: mean score | new: share above 0 |",
-             "|---|---|---|---|---|---|---|---|"]
+             + " ".join(f"{r:g}" for r in args.radii) + (f" --out {args.out}`" if args.out != "locality" else "`"),
+             "", "| task | random z: mean score | share above 0 | mean token F1 | share scoring 0 with F1 above 0 |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['task']} | {row['random_mean']:.3f} | {row['random_hits']:.2f} | {row['random_f1']:.3f} | "
+              f"{row['random_credit_only']:.2f} |" for row in rows]
+    if not any(row["radii"] for row in rows):
+        return "\n".join(lines)
+    lines += ["", "| task | random z: mean score | random z: share above 0 | centres' scores | radius | same "
+              "instruction as the centre | new instructions: mean score | new: share above 0 |",
+              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for radius, r in row["radii"].items():
             lines.append(f"| {row['task']} | {row['random_mean']:.3f} | {row['random_hits']:.2f} | "

@@ -267,11 +267,14 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """An instruction's black-box outputs and per-example scores on a set of examples."""
+    """An instruction's black-box outputs and per-example scores on a set of examples, and
+    per-example partial credit (token F1 of each output against the answers: graded where the
+    task's metric gives 0 or 1; empty for evaluations stored before it existed)."""
 
     instruction: str
     outputs: tuple[str, ...]
     scores: tuple[float, ...]
+    partial: tuple[float, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -309,5 +312,6 @@ def evaluate_instructions(
             continue
         texts = tuple(o or "" for o in outs)
         scores = tuple(score(o, e.outputs, metric) for o, e in zip(texts, examples, strict=True))
-        results.append(Evaluation(instruction, texts, scores))
+        partial = tuple(score(o, e.outputs, "f1") for o, e in zip(texts, examples, strict=True))
+        results.append(Evaluation(instruction, texts, scores, partial))
     return Scored(results, done.stats, done.last_error)

@@ -124,6 +124,7 @@ class BOParams(_Section):
     n_trials: int = Field(200, ge=1, le=100000)  # a safety cap: a repeated instruction costs a trial, no call
     n_startup_trials: int = Field(8, ge=1, le=10000)
     trust_region: float | None = Field(None, gt=0, le=1)  # instructzero: every other trial local; None: global
+    partial_credit: float = Field(0.0, ge=0, le=10)  # instructzero: the GP fits score + this x mean token F1
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
     seed: int = Field(0, ge=0, le=2**32 - 1)
 

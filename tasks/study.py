@@ -16,6 +16,7 @@ from components.samplers import make_sampler
 from components.tables import create_racing
 
 INSTRUCTION, OUTPUTS, SCORES, RETRY_OF = "instruction", "outputs", "scores", "retry_of"
+PARTIAL = "partial_scores"  # per-example token F1 (Evaluation.partial): the GP's partial credit
 USAGE, SECONDS = "blackbox_usage/", "seconds/"  # + a worker's name: what each worker spent (its own key)
 
 
@@ -29,6 +30,7 @@ HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120  # shared studies: a trial silent for
 def open_study(
     storage: str, name: str, sampler: str, n_startup_trials: int, seed: int, shared: bool = False,
     heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS, trust_region: float | None = None,
+    partial_credit: float = 0.0,
 ) -> optuna.Study:
     """Create or load the study. A trial left RUNNING by a dead run is failed and asked again
     with the same z (so it regenerates the same instruction, whose answers are cached): at
@@ -41,7 +43,7 @@ def open_study(
     )) if shared else storage
     study = optuna.create_study(
         storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=make_sampler(sampler, n_startup_trials, seed, trust_region),
+        sampler=make_sampler(sampler, n_startup_trials, seed, trust_region, partial_credit),
     )
     if shared:
         optuna.storages.fail_stale_trials(study)
@@ -166,7 +168,8 @@ def known_evaluations(study: optuna.Study) -> dict[str, Evaluation]:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         if INSTRUCTION in t.user_attrs:
             a = t.user_attrs
-            known[a[INSTRUCTION]] = Evaluation(a[INSTRUCTION], tuple(a[OUTPUTS]), tuple(a[SCORES]))
+            known[a[INSTRUCTION]] = Evaluation(a[INSTRUCTION], tuple(a[OUTPUTS]), tuple(a[SCORES]),
+                                               tuple(a.get(PARTIAL, ())))
     return known
 
 
@@ -204,12 +207,13 @@ def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> No
     trial.set_user_attr(INSTRUCTION, evaluation.instruction)
     trial.set_user_attr(OUTPUTS, list(evaluation.outputs))
     trial.set_user_attr(SCORES, list(evaluation.scores))
+    trial.set_user_attr(PARTIAL, list(evaluation.partial))
     study.tell(trial, evaluation.mean)
 
 
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     """Completed trials in order: z, instruction, score, best score so far, and the black box's
-    outputs and per-example scores."""
+    outputs, per-example scores and partial credit."""
     records, best = [], float("-inf")
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     for index, t in enumerate(complete, start=1):
@@ -220,6 +224,7 @@ def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
             "val_score": t.value, "best_val_score": best,
             "z": [t.params[k] for k in sorted(t.params)],
             "outputs": t.user_attrs.get(OUTPUTS, []), "scores": t.user_attrs.get(SCORES, []),
+            "partial_scores": t.user_attrs.get(PARTIAL, []),
         })
     return records
 

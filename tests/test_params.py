@@ -31,6 +31,7 @@ def test_repository_params_are_valid():
         ("data", "metric", "bleu", r"data.metric must be one of"),
         ("projection", "scale", "big", r"projection.scale: Input should be a valid number"),
         ("bo", "trust_region", 1.5, r"bo.trust_region: Input should be less than or equal to 1"),
+        ("bo", "partial_credit", -0.5, r"bo.partial_credit: Input should be greater than or equal to 0"),
         ("projection", "kind", "tokens", r"projection.kind: Input should be 'linear' or 'mixture'"),
         ("generator", "prompt", "no placeholder", r"generator.prompt must contain the placeholder \{exemplars\}"),
     ],

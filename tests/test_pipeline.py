@@ -11,10 +11,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from components.metrics import score
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
 from flows.settings import HERE
+from tasks.data import read_split
 from tests.conftest import small_params
 
 pytestmark = pytest.mark.slow
@@ -43,6 +45,10 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 4
     assert all(len(t.user_attrs["scores"]) == 5 and len(t.user_attrs["outputs"]) == 5 for t in complete)
+    validation = read_split(workdir / "data/prepared")[0].validation  # the GP's partial credit: token F1
+    assert all(t.user_attrs["partial_scores"] == [score(o, e.outputs, "f1") for o, e in
+                                                  zip(t.user_attrs["outputs"], validation, strict=True)]
+               for t in complete)
     trials = json.loads((workdir / "outputs/trials.json").read_text())
     distinct = {t["instruction"] for t in trials}
     responses = _cached_responses()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import optuna
 
-from components.blackbox import CallStats
+from components.blackbox import CallStats, Evaluation
 from tasks.study import (
     ask,
     fail_and_retry,
+    known_evaluations,
     n_running,
     open_study,
     record_spending,
     spent,
     spent_by_all,
+    tell,
     trial_seed,
     trim,
 )
@@ -77,3 +79,19 @@ def test_each_worker_keeps_its_own_spending_and_the_study_sums_them():
     assert (usage.calls, usage.prompt_tokens, usage.cache_hits) == (17, 130, 2)
     assert seconds == {"generator": 2.5, "bo": 2.0}
     assert spent_by_all(study, but="a")[0].calls == 5
+
+
+def test_told_partial_credit_is_kept_and_lets_the_instructzero_gp_fit_scores_all_0():
+    def flat_study(partial_credit: float) -> optuna.Study:
+        study = open_study("sqlite:///:memory:", "s", "instructzero", 2, seed=0, partial_credit=partial_credit)
+        trials, _ = ask(study, 3, 2)
+        for k, trial in enumerate(trials):
+            tell(study, trial, Evaluation(f"v{k}", ("a", "b"), (0.0, 0.0), (0.1 * k, 0.0)))
+        return study
+
+    study = flat_study(0.5)
+    assert known_evaluations(study)["v2"].partial == (0.2, 0.0)
+    space = {f"z{i:02d}": optuna.distributions.FloatDistribution(-1.0, 1.0) for i in range(2)}
+    assert set(study.sampler.sample_relative(study, study.ask(), space)) == set(space)  # the GP serves
+    plain = flat_study(0.0)
+    assert plain.sampler.sample_relative(plain, plain.ask(), space) == {}  # equal scores: Sobol serves
