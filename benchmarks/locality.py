@@ -65,8 +65,8 @@ def instructions_and_scores(model: PreTrainedModel, tokenizer: PreTrainedTokeniz
     distinct = list(dict.fromkeys(instructions))
     scored = evaluate_instructions(box, distinct, split.validation, metric).evaluations
     by = {v: e for v, e in zip(distinct, scored, strict=True) if e is not None}
-    f1 = {v: sum(e.partial) / len(e.partial) for v, e in by.items()}
-    return instructions, [by[v].mean if v in by else 0.0 for v in instructions], [f1.get(v, 0.0) for v in instructions]
+    found = [by.get(v) for v in instructions]
+    return instructions, [e.mean if e else 0.0 for e in found], [e.partial_mean if e else 0.0 for e in found]
 
 
 def main() -> None:

@@ -280,6 +280,10 @@ class Evaluation:
     def mean(self) -> float:
         return sum(self.scores) / len(self.scores) if self.scores else 0.0
 
+    @property
+    def partial_mean(self) -> float:
+        return sum(self.partial) / len(self.partial) if self.partial else 0.0
+
 
 @dataclass(frozen=True)
 class Scored:

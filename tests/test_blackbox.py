@@ -49,6 +49,7 @@ def test_answers_in_sentences_score_0_and_get_graded_partial_credit(tmp_path):
                                        ["Classify it."], examples, "exact_match")
     [evaluation] = scored.evaluations
     assert evaluation.scores == (0.0, 0.0) and evaluation.partial == (0.4, 0.0)  # F1 of 1 word in 4
+    assert evaluation.partial_mean == 0.2
 
 
 def test_concurrent_completions_each_report_their_own_cost(tmp_path):
