@@ -49,7 +49,7 @@ LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tp
 
 def method_knobs(method: str, bo: dict) -> dict:
     """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
-    return {k: bo[k] for k in ("trust_region", "partial_credit")} if method == "instructzero" else {}
+    return {k: bo[k] for k in ("trust_region", "partial_credit", "pool")} if method == "instructzero" else {}
 
 
 def data_params(task: str) -> dict:
@@ -131,7 +131,9 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                                           seed=seed, n_test=args.n_test, n_validation=args.n_validation)
                     params["projection"]["seed"] = seed
                     params["bo"].update(sampler=method, seed=seed, n_trials=args.max_trials,
-                                        n_instructions=args.instructions)
+                                        n_instructions=args.instructions, **method_knobs(method, base["bo"]))
+                    if method != "instructzero":  # the baselines as the paper defines them
+                        params["bo"].update(pool=0, trust_region=None, partial_credit=0.0)
                     params["budget"]["max_calls"] = args.instructions * args.n_validation
                     params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
                     params["eval"]["top_k"] = 1

@@ -126,7 +126,14 @@ class BOParams(_Section):
     trust_region: float | None = Field(None, gt=0, le=1)  # instructzero: every other trial local; None: global
     partial_credit: float = Field(0.0, ge=0, le=10)  # instructzero: the GP fits score + this x mean token F1
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
+    pool: int = Field(0, ge=0, le=4096)  # extra random z generated per batch: new ones naming an answer go first
     seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _check(self) -> BOParams:
+        if self.pool and self.sampler == "ape":
+            raise ValueError("bo.pool needs a sampler over z (APE writes its instructions without one): set it to 0")
+        return self
 
 
 _Price = Annotated[float, Field(ge=0)]

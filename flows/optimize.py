@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import optuna
+import torch
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
@@ -24,6 +25,7 @@ from components.blackbox import CallStats, Scored
 from components.budget import Budget
 from components.errors import BudgetError
 from components.params import Params
+from components.pool import answer_labels, named_picks
 from flows.settings import (
     HERE,
     Workspace,
@@ -38,10 +40,11 @@ from flows.timing import Stopwatch
 from tasks.blackbox import evaluate, open_blackbox
 from tasks.data import read_split, split_digest
 from tasks.files import write_json
-from tasks.generator import load_generator, make_prompt, proposer, setup_projection, torch_threads
+from tasks.generator import generate, load_generator, make_prompt, proposer, setup_projection, torch_threads
 from tasks.study import (
     ask,
     best_evaluations,
+    enqueue,
     heartbeats,
     known_evaluations,
     n_complete,
@@ -111,7 +114,9 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     ``bo.n_instructions`` scored distinct instructions (whoever scored them) or ``bo.n_trials``
     complete trials, or the budget is spent. While a batch is scored (in the background), the
     next one is asked (the scored one pending) and generated. A z that repeats a scored
-    instruction is told its score for free; a batch shrinks to what the budget still allows."""
+    instruction is told its score for free; a batch shrinks to what the budget still allows.
+    With ``bo.pool``, each batch first generates that many random z more, and those writing a new
+    instruction that names one of the exemplars' answers take the batch's first trials."""
     logger = get_run_logger()
     split, metric = read_split(workspace.prepared)
     model, tokenizer = load_generator(params.generator)
@@ -124,6 +129,7 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                     blackbox_price(params) or (0.0, 0.0))
     goal, cap = params.bo.n_instructions, params.bo.n_trials
     known = known_evaluations(study)
+    labels = answer_labels(split.exemplars) if params.bo.pool else ()  # (none: the pool has nothing to rank)
     with (
         open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
                       workspace.response_store(), workspace.server_log) as blackbox,
@@ -171,6 +177,20 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             logger.info("instructions %d/%d (trials %d) | best %s | %d new", len(known), goal, n_complete(study),
                         best, len(evaluations))
 
+        def screen_pool(n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
+            """Up to ``n`` new instructions naming an answer among ``bo.pool`` random z, by their z."""
+            draw = torch.Generator().manual_seed(params.bo.seed * 1_000_003 + len(study.get_trials(deepcopy=False)))
+            points = (torch.rand(params.bo.pool, projection.intrinsic_dim, generator=draw) * 2 - 1).tolist()
+            instructions = generate(model, tokenizer, prompt, projection, points, params.generator, params.bo.seed)
+            return {tuple(z): v for z, v in named_picks(points, instructions, labels, exclude, n)}
+
+        def written(trials: list[optuna.Trial], z: list[list[float]], pooled: dict[tuple[float, ...], str],
+                    ) -> list[str]:
+            """The trials' instructions: a pooled z's as the pool wrote it, the others generated now."""
+            fresh = [i for i, point in enumerate(z) if tuple(point) not in pooled]
+            made = iter(propose([trials[i] for i in fresh], [z[i] for i in fresh]) if fresh else [])
+            return [pooled[tuple(point)] if tuple(point) in pooled else next(made) for point in z]
+
         scoring: Scoring | None = None
         while True:
             asked = None
@@ -178,12 +198,17 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                       and not study.user_attrs.get(BUDGET_ATTR))  # (any worker's) budget spent
             if wanted and (n := min(params.bo.batch_size, goal - len(known) - (running := n_running(study)),
                                     cap - done - running)) > 0:
+                pooled: dict[tuple[float, ...], str] = {}
+                if labels:
+                    with clock("generator"):
+                        pooled = screen_pool(n, [*known, *(scoring.instructions if scoring else [])])
+                    enqueue(study, [list(point) for point in pooled])
                 with clock("bo"):
                     trials, z = trim(study, *ask(study, n, projection.intrinsic_dim), cap)
                 hold([*(scoring.trials if scoring else []), *trials])  # alive (a shared study's heartbeat)
                 if trials:
                     with clock("generator"):
-                        asked = trials, propose(trials, z)
+                        asked = trials, written(trials, z, pooled)
             elif scoring is None:
                 if not wanted:
                     break

@@ -146,15 +146,25 @@ def trim(
     return [t for t, _ in kept], [point for _, point in kept]
 
 
+def z_name(i: int) -> str:
+    return f"z{i:02d}"
+
+
 def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list[list[float]]]:
     """Ask ``n`` trials; each gets its z before the next is asked, so the sampler sees the
-    earlier ones as pending points. Returns the trials and their z."""
+    earlier ones as pending points (enqueued z come first). Returns the trials and their z."""
     trials, z = [], []
     for _ in range(n):
         trial = study.ask()
-        z.append([trial.suggest_float(f"z{i:02d}", -1.0, 1.0) for i in range(dim)])
+        z.append([trial.suggest_float(z_name(i), -1.0, 1.0) for i in range(dim)])
         trials.append(trial)
     return trials, z
+
+
+def enqueue(study: optuna.Study, points: list[list[float]]) -> None:
+    """Have the next trials asked (by any worker) take these z instead of the sampler's."""
+    for point in points:
+        study.enqueue_trial({z_name(i): x for i, x in enumerate(point)})
 
 
 def trial_seed(trial: optuna.Trial, seed: int) -> int:

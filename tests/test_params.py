@@ -32,6 +32,7 @@ def test_repository_params_are_valid():
         ("projection", "scale", "big", r"projection.scale: Input should be a valid number"),
         ("bo", "trust_region", 1.5, r"bo.trust_region: Input should be less than or equal to 1"),
         ("bo", "partial_credit", -0.5, r"bo.partial_credit: Input should be greater than or equal to 0"),
+        ("bo", "pool", -1, r"bo.pool: Input should be greater than or equal to 0"),
         ("projection", "kind", "tokens", r"projection.kind: Input should be 'linear' or 'mixture'"),
         ("generator", "prompt", "no placeholder", r"generator.prompt must contain the placeholder \{exemplars\}"),
     ],
@@ -56,6 +57,10 @@ def test_unknown_section_and_remote_without_model():
     raw = _raw()
     raw["data"]["source"] = "pairs"
     with pytest.raises(ConfigError, match="data.location is required"):
+        parse_params(raw, "p.yaml")
+    raw = _raw()
+    raw["bo"].update(sampler="ape", pool=16)
+    with pytest.raises(ConfigError, match="bo.pool needs a sampler over z"):
         parse_params(raw, "p.yaml")
 
 

@@ -160,3 +160,33 @@ def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_m
         trials = json.loads(workspace.trials.read_text())
         assert json.loads((workspace.metrics / "optimize.json").read_text())["n_trials"] == len(trials) >= 1
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own_z_writes_them(
+        workdir, prefect_harness, monkeypatch):
+    from components.generator import load_generator
+    from components.pool import answer_labels, names_an_answer
+    from components.projection import Projection
+    from flows.settings import load_params
+    from tasks.generator import generate, make_prompt
+    from tests.openai_stub import stub_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with stub_server(lambda p: "positive") as server:
+        (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
+            data={"task": "word_sentiment"}, blackbox={"base_url": server.base_url, "model": "stub"},
+            bo={"pool": 16, "n_trials": 12})))
+        prepare()
+        optimize()
+    split = read_split(workdir / "data/prepared")[0]
+    labels = answer_labels(split.exemplars)
+    trials = json.loads((workdir / "outputs/trials.json").read_text())
+    named = [t for t in trials if names_an_answer(t["instruction"], labels)]
+    assert labels and trials[0] in named, "the pool's instructions naming an answer are scored first"
+    params = load_params(workdir / "params.yaml")
+    model, tokenizer = load_generator(params.generator.model)
+    prompt = make_prompt.fn(tokenizer, params.generator, split.exemplars)
+    again = generate.fn(model, tokenizer, prompt, Projection.load(workdir / "outputs/projection.pt"),
+                        [t["z"] for t in named], params.generator, params.bo.seed)
+    assert again == [t["instruction"] for t in named], "a trial records the z that wrote its instruction"
+    assert len(server.requests) == 5 * len({t["instruction"] for t in trials})

@@ -1,0 +1,52 @@
+"""Which generated instructions to pay for: a pool of candidates, those naming an answer first.
+
+Most instructions the small generator writes score 0 on the black box; the ones that score are,
+far more often, those that name one of the task's answers (benchmarks/results/pool_replay.md:
+of the random-z instructions naming "positive"/"negative", "yes"/"no" or "True"/"False", 3 of
+22, 6 of 8 and 4 of 6 scored above 0; of the rest, 0 of 74, 1 of 88 and 2 of 88). The answers
+an instruction can name are read from the exemplars the generator is shown, when they form a
+label set; tasks with open-ended answers have none, and every candidate ranks alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from components.data import Example
+from components.metrics import contains, normalize
+
+MAX_LABEL_WORDS = 3
+
+
+def answer_labels(exemplars: Sequence[Example]) -> tuple[str, ...]:
+    """The exemplars' answers if they form a label set (each at most ``MAX_LABEL_WORDS`` words
+    and more than one character, some shown twice), else none. (A single letter such as "a"
+    would be found in any instruction.)"""
+    answers = [e.outputs[0].strip() for e in exemplars]
+    short = all(0 < len(a.split()) <= MAX_LABEL_WORDS and len(normalize(a).strip()) > 1 for a in answers)
+    repeated = len({normalize(a) for a in answers}) < len(answers)
+    return tuple(dict.fromkeys(answers)) if answers and short and repeated else ()
+
+
+def names_an_answer(instruction: str, labels: Iterable[str]) -> bool:
+    """Whether ``instruction`` holds one of ``labels`` as whole words (the ``contains`` metric)."""
+    return any(contains(instruction, label) for label in labels)
+
+
+def rank_candidates(candidates: Sequence[str], labels: Sequence[str], exclude: Iterable[str] = ()) -> list[str]:
+    """The distinct, non-empty ``candidates`` not in ``exclude``: those naming one of ``labels``
+    first, each group in the pool's order."""
+    seen = set(exclude)
+    fresh = [v for v in dict.fromkeys(candidates) if v and v not in seen]
+    return sorted(fresh, key=lambda v: not names_an_answer(v, labels))
+
+
+def named_picks(
+    points: Sequence[Sequence[float]], instructions: Sequence[str], labels: Sequence[str], exclude: Iterable[str],
+    n: int,
+) -> list[tuple[list[float], str]]:
+    """Up to ``n`` (z, instruction) of a pool whose instruction names one of ``labels`` and is new
+    (not in ``exclude``, the first z writing it), in the pool's order."""
+    first = {v: list(z) for z, v in reversed(list(zip(points, instructions, strict=True)))}
+    ranked = rank_candidates(instructions, labels, exclude)
+    return [(first[v], v) for v in ranked if names_an_answer(v, labels)][:n]
