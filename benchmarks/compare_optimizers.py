@@ -131,7 +131,7 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                                           seed=seed, n_test=args.n_test, n_validation=args.n_validation)
                     params["projection"]["seed"] = seed
                     params["bo"].update(sampler=method, seed=seed, n_trials=args.max_trials,
-                                        n_instructions=args.instructions, **method_knobs(method, base["bo"]))
+                                        n_instructions=args.instructions)
                     if method != "instructzero":  # the baselines as the paper defines them
                         params["bo"].update(pool=0, trust_region=None, partial_credit=0.0)
                     params["budget"]["max_calls"] = args.instructions * args.n_validation

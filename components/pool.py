@@ -46,7 +46,10 @@ def named_picks(
     n: int,
 ) -> list[tuple[list[float], str]]:
     """Up to ``n`` (z, instruction) of a pool whose instruction names one of ``labels`` and is new
-    (not in ``exclude``, the first z writing it), in the pool's order."""
-    first = {v: list(z) for z, v in reversed(list(zip(points, instructions, strict=True)))}
-    ranked = rank_candidates(instructions, labels, exclude)
-    return [(first[v], v) for v in ranked if names_an_answer(v, labels)][:n]
+    (not empty, not in ``exclude``, the first z writing it), in the pool's order."""
+    seen, picks = set(exclude), []
+    for z, v in zip(points, instructions, strict=True):
+        if v and v not in seen and names_an_answer(v, labels):
+            picks.append((list(z), v))
+        seen.add(v)
+    return picks[:n]
