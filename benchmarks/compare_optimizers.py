@@ -5,7 +5,9 @@ project directory with its own (cold) response cache, all against one local mode
 Same budget = the same number of distinct instructions scored on the validation set
 (`--instructions`, i.e. that many x n_validation black-box calls, also set as a hard limit): a
 method whose candidates repeat asks more trials (a repeat costs no call), up to `--max-trials`.
-Two references are scored the same way on each run's test split: the empty instruction and one
+The baselines run as the paper defines them (no pool, trust region or partial credit), except
+``random_pool``: Uniform with params.yaml's ``bo.pool``, the pool's rule without the GP. Two
+references are scored the same way on each run's test split: the empty instruction and one
 hand-written instruction per task (benchmarks/tasks.py). Prints a markdown table (test score
 mean +- std per task and method, paired (task, seed) wins/ties/losses of InstructZero against
 each method, distinct instructions, calls, trials and wall time per run) and writes it with a
@@ -43,13 +45,26 @@ from flows.settings import EMBEDDED_MODEL, Workspace
 from tasks.data import read_split
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("instructzero", "random", "ape", "tpe", "gp")
-LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler"}
+METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
+LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
+          "random_pool": "Uniform + pool"}
+POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool (the pool's rule without the GP)
 
 
 def method_knobs(method: str, bo: dict) -> dict:
     """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
-    return {k: bo[k] for k in ("trust_region", "partial_credit", "pool")} if method == "instructzero" else {}
+    if method == "instructzero":
+        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool")}
+    return {"pool": bo["pool"]} if method in POOLED else {}
+
+
+def method_bo(method: str, bo: dict) -> dict:
+    """``method``'s changes to params.yaml's ``bo``: the baselines as the paper defines them (no
+    trust region, partial credit or pool), a pooled one with params.yaml's pool."""
+    if method == "instructzero":
+        return {"sampler": method}
+    return {"sampler": POOLED.get(method, method), "trust_region": None, "partial_credit": 0.0, "pool": 0,
+            **method_knobs(method, bo)}
 
 
 def data_params(task: str) -> dict:
@@ -130,10 +145,8 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     params["data"].update(**data_params(task), metric=metric,
                                           seed=seed, n_test=args.n_test, n_validation=args.n_validation)
                     params["projection"]["seed"] = seed
-                    params["bo"].update(sampler=method, seed=seed, n_trials=args.max_trials,
+                    params["bo"].update(**method_bo(method, base["bo"]), seed=seed, n_trials=args.max_trials,
                                         n_instructions=args.instructions)
-                    if method != "instructzero":  # the baselines as the paper defines them
-                        params["bo"].update(pool=0, trust_region=None, partial_credit=0.0)
                     params["budget"]["max_calls"] = args.instructions * args.n_validation
                     params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
                     params["eval"]["top_k"] = 1
@@ -172,16 +185,16 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {std:.3f}" + (f" (n={len(values)})" if len(values) < 3 else "")
 
 
-def _paired(results: dict[tuple[str, str], list[dict]], tasks: list[str], method: str) -> tuple[int, int, int]:
-    """InstructZero's wins, ties and losses against ``method`` on test score, per (task, seed)."""
-    wins = ties = losses = 0
+def _paired(results: dict[tuple[str, str], list[dict]], tasks: list[str], method: str) -> str:
+    """InstructZero's wins / ties / losses against ``method`` on test score, per (task, seed), and
+    the mean paired difference with its standard error."""
+    diffs = []
     for task in tasks:
         ours = {r["seed"]: r["test"] for r in results.get((task, "instructzero"), [])}
-        for r in results.get((task, method), []):
-            if r["seed"] in ours:
-                diff = ours[r["seed"]] - r["test"]
-                wins, ties, losses = wins + (diff > 1e-9), ties + (abs(diff) <= 1e-9), losses + (diff < -1e-9)
-    return wins, ties, losses
+        diffs += [ours[r["seed"]] - r["test"] for r in results.get((task, method), []) if r["seed"] in ours]
+    wins, losses = sum(d > 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    return f"{wins} / {len(diffs) - wins - losses} / {losses} | {statistics.mean(diffs):+.3f} ({se:.3f})"
 
 
 def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace) -> str:
@@ -206,14 +219,16 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
                                for m in methods))  # the (task, seed) pairs every method has run
     lines += ["", f"Over the {len(every)} (task, seed) pairs every method has run:", "",
               "| method | mean test score | InstructZero wins / ties / losses (on every pair both ran) | "
+              "InstructZero − method, paired mean (se) | mean best validation score | "
               "distinct instructions per run | black-box calls per run | trials per run | wall time per run (s) |",
-              "|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
         runs = [r for t in args.tasks for r in results.get((t, m), []) if (t, r["seed"]) in every]
         if not runs:
             continue
-        paired = "-" if m == "instructzero" else "{} / {} / {}".format(*_paired(results, args.tasks, m))
+        paired = "- | -" if m == "instructzero" else _paired(results, args.tasks, m)
         lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | {paired} | "
+                     f"{statistics.mean(r['val'] for r in runs):.3f} | "
                      f"{statistics.mean(r['distinct'] for r in runs):.1f} | "
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
                      f"{statistics.mean(r['trials'] for r in runs):.0f} | "

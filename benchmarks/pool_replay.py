@@ -20,11 +20,14 @@ pool instruction farthest in embedding from every one picked), ``named`` (the pi
 ``bo.pool`` rule: instructions naming one of the exemplars' answers first, components/pool.py,
 then the rest, each in the run's random order) and ``named_z_gp`` (named ones first, then the GP on
 z). The GP policies pick the farthest instruction while all scores so far are equal (nothing to
-fit). The named rule was written after looking at these pools' best instructions: read its rows
-on these tasks as in-sample.
+fit). The named rule was written after looking at the pools of sentiment, negation, implicatures
+and navigate: read its rows on those tasks as in-sample; causal_judgment and word_sentiment (the
+other tasks with a label set) were built afterwards to check it (``--out pool_replay_heldout``).
 
     .venv/bin/python -m benchmarks.pool_replay --build --tasks sentiment negation implicatures navigate --n 96
     .venv/bin/python -m benchmarks.pool_replay --replays 40
+    .venv/bin/python -m benchmarks.pool_replay --build --tasks causal_judgment word_sentiment --n 96 \
+        --out pool_replay_heldout
 """
 
 from __future__ import annotations

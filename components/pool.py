@@ -3,7 +3,8 @@
 Most instructions the small generator writes score 0 on the black box; the ones that score are,
 far more often, those that name one of the task's answers (benchmarks/results/pool_replay.md:
 of the random-z instructions naming "positive"/"negative", "yes"/"no" or "True"/"False", 3 of
-22, 6 of 8 and 4 of 6 scored above 0; of the rest, 0 of 74, 1 of 88 and 2 of 88). The answers
+22, 6 of 8 and 4 of 6 scored above 0; of the rest, 0 of 74, 1 of 88 and 2 of 88; on two tasks
+checked afterwards, pool_replay_heldout.md, 3 of 3 vs 21 of 92 and 4 of 53 vs 1 of 41). The answers
 an instruction can name are read from the exemplars the generator is shown, when they form a
 label set; tasks with open-ended answers have none, and every candidate ranks alike.
 """
@@ -20,11 +21,12 @@ MAX_LABEL_WORDS = 3
 
 def answer_labels(exemplars: Sequence[Example]) -> tuple[str, ...]:
     """The exemplars' answers if they form a label set (each at most ``MAX_LABEL_WORDS`` words
-    and more than one character, some shown twice), else none. (A single letter such as "a"
-    would be found in any instruction.)"""
+    and more than one character, at most two distinct per three exemplars), else none. (A single
+    letter such as "a" would be found in any instruction; one repeat among open-ended answers,
+    such as the numbers of Instruction Induction's diff, is chance, not a label set.)"""
     answers = [e.outputs[0].strip() for e in exemplars]
     short = all(0 < len(a.split()) <= MAX_LABEL_WORDS and len(normalize(a).strip()) > 1 for a in answers)
-    repeated = len({normalize(a) for a in answers}) < len(answers)
+    repeated = 3 * len({normalize(a) for a in answers}) <= 2 * len(answers)
     return tuple(dict.fromkeys(answers)) if answers and short and repeated else ()
 
 

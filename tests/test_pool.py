@@ -14,6 +14,8 @@ def test_the_exemplars_answers_are_labels_only_when_they_form_a_label_set():
     assert answer_labels(_exemplars("positive", "negative", "positive")) == ("positive", "negative")
     assert answer_labels(_exemplars("Yes", "yes.", "No")) == ("Yes", "yes.", "No")  # repeats after normalising
     assert answer_labels(_exemplars("hot", "small", "dark")) == ()  # open-ended: every answer differs
+    assert answer_labels(_exemplars("74", "61", "74", "78", "35")) == ()  # open-ended: one repeat by chance
+    assert answer_labels(_exemplars("valid", "invalid", "unsure", "valid", "invalid")) == ("valid", "invalid", "unsure")
     assert answer_labels(_exemplars("It is not raining today.", "It is not raining today.")) == ()  # sentences
     assert answer_labels(_exemplars("a", "b", "a")) == ()  # a letter would be found in any instruction
     assert answer_labels([]) == ()
