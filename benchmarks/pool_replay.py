@@ -21,7 +21,7 @@ pool instruction farthest in embedding from every one picked), ``named`` (the pi
 then the rest, each in the run's random order) and ``named_z_gp`` (named ones first, then the GP on
 z). The GP policies pick the farthest instruction while all scores so far are equal (nothing to
 fit). The named rule was written after looking at the pools of sentiment, negation, implicatures
-and navigate: read its rows on those tasks as in-sample; causal_judgment and word_sentiment (the
+and navigate: read its rows on those tasks as in-sample; causal_judgment and word_sentiment (two
 other tasks with a label set) were built afterwards to check it (``--out pool_replay_heldout``).
 
     .venv/bin/python -m benchmarks.pool_replay --build --tasks sentiment negation implicatures navigate --n 96
