@@ -114,10 +114,10 @@ def main() -> None:
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     settings = {"instructions": args.instructions, "n_validation": args.n_validation, "max_trials": args.max_trials,
-                "metric": args.metric, "n_test": args.n_test, "contains": sorted(args.contains),
+                "n_test": args.n_test,
                 "generator": {k: v for k, v in base["generator"].items() if k != "model"},
                 "projection": {k: v for k, v in base["projection"].items() if k != "seed"}}  # (the candidates)
-    results = load(args.out, settings, base["bo"])
+    results = load(args.out, settings, base["bo"], {t: task_metric(t, args) for t in args.tasks})
     if not args.report_only:
         run_all(args, base, settings, results)
     table = markdown(results, args)
@@ -141,8 +141,8 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     workdir.mkdir()
                     params = json.loads(json.dumps(base))
                     params["generator"]["model"] = str(ROOT / EMBEDDED_MODEL)
-                    metric = "contains" if task in args.contains else None if args.metric == "paper" else args.metric
-                    params["data"].update(**data_params(task), metric=metric,
+                    metric = task_metric(task, args)
+                    params["data"].update(**data_params(task), metric=None if metric == "paper" else metric,
                                           seed=seed, n_test=args.n_test, n_validation=args.n_validation)
                     params["projection"]["seed"] = seed
                     params["bo"].update(**method_bo(method, base["bo"]), seed=seed, n_trials=args.max_trials,
@@ -150,7 +150,7 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     params["budget"]["max_calls"] = args.instructions * args.n_validation
                     params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
                     params["eval"]["top_k"] = 1
-                    r = {"seed": seed, "knobs": method_knobs(method, base["bo"]),
+                    r = {"seed": seed, "knobs": method_knobs(method, base["bo"]), "metric": metric,
                          **run_one(workdir, params, references)}
                     results[task, method].append(r)
                     save(results, settings, args.out)  # after every run: an interrupted benchmark keeps its results
@@ -159,16 +159,23 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                           f"{r['trials']} trials, {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
 
 
-def load(out: Path, settings: dict, bo: dict) -> defaultdict[tuple[str, str], list[dict]]:
+def task_metric(task: str, args: argparse.Namespace) -> str:
+    """How ``task`` is scored: ``contains`` if listed in ``--contains``, else ``--metric``."""
+    return "contains" if task in args.contains else args.metric
+
+
+def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaultdict[tuple[str, str], list[dict]]:
     """Runs saved by an earlier invocation with the same settings (none otherwise), each
-    method's only while it was run with its knobs as they are in ``bo`` now."""
+    method's only while it was run with its knobs as they are in ``bo`` now, and each task's only
+    while it is scored with the metric in ``metrics`` (task -> metric)."""
     results: defaultdict[tuple[str, str], list[dict]] = defaultdict(list)
     path = out / "compare_optimizers.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
     if saved.get("settings") == settings:
         for key, runs in saved["runs"].items():
             task, method = key.split("/")
-            results[task, method] = [r for r in runs if r.get("knobs", {}) == method_knobs(method, bo)]
+            results[task, method] = [r for r in runs if r.get("knobs", {}) == method_knobs(method, bo)
+                                     and r["metric"] == metrics.get(task)]
     return results
 
 
