@@ -21,7 +21,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from tqdm import tqdm
 
-from components.blackbox import CallStats, Scored
+from components.blackbox import CallStats, Evaluation, Scored
 from components.budget import Budget
 from components.errors import BudgetError
 from components.params import Params
@@ -113,8 +113,10 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     """ask -> propose -> score -> settle, batch after batch, until the study holds
     ``bo.n_instructions`` scored distinct instructions (whoever scored them) or ``bo.n_trials``
     complete trials, or the budget is spent. While a batch is scored (in the background), the
-    next one is asked (the scored one pending) and generated. A z that repeats a scored
-    instruction is told its score for free; a batch shrinks to what the budget still allows.
+    next one is asked (the scored one pending) and generated; its scoring starts as soon as the
+    scored one is told (logging it comes after), so the black box waits only for the tell. A z
+    that repeats a scored instruction is told its score for free; a batch shrinks to what the
+    budget still allows.
     With ``bo.pool``, each batch first generates that many random z more, and those writing a new
     instruction that names one of the exemplars' answers take the batch's first trials."""
     logger = get_run_logger()
@@ -140,9 +142,9 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
         logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
                     study.study_name, len(known), goal, n_complete(study), blackbox.model)
 
-        def start_scoring(trials: list[optuna.Trial], instructions: list[str]) -> Scoring:
-            """Score the batch's unscored instructions in the background, as many as the budget allows."""
-            known = known_evaluations(study)
+        def start_scoring(trials: list[optuna.Trial], instructions: list[str], known: dict[str, Evaluation],
+                          ) -> Scoring:
+            """Score the batch's instructions not in ``known`` in the background, as many as the budget allows."""
             new = list(dict.fromkeys(v for v in instructions if v not in known))
             used = spent_by_all(study, but=worker)[0] + usage
             fits = budget.affordable(used, len(split.validation), len(new))
@@ -153,8 +155,9 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             future = evaluate.submit(blackbox, new[:fits], split.validation, metric) if fits else None
             return Scoring(trials, instructions, new, fits, future)
 
-        def settle_scored(batch: Scoring) -> None:
-            """Tell the batch's trials their scores (failed calls: failed and asked again once)."""
+        def settle_scored(batch: Scoring) -> dict[str, Evaluation]:
+            """Tell the batch's trials their scores (failed calls: failed and asked again once);
+            returns every scored instruction's evaluation."""
             nonlocal usage
             with clock("blackbox"):  # the wait for the black box that generating did not hide
                 scored = batch.future.result() if batch.future is not None else Scored([], CallStats())
@@ -167,6 +170,10 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                 logger.warning("%d instructions had black-box calls that failed after %d retries (%s): their "
                                "trials are failed and asked again once", evaluations.count(None),
                                params.blackbox.max_retries, scored.last_error)
+            return known
+
+        def report(batch: Scoring, known: dict[str, Evaluation]) -> None:
+            """The settled batch in MLflow, the progress bar and the log (``known``: every scored instruction)."""
             numbers = {t.number for t in batch.trials}
             log_trials(workspace.tracking_uri(), study.user_attrs[RUN_ID_ATTR],
                        [r for r in trial_records(study) if r["number"] in numbers])
@@ -175,7 +182,7 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             progress.update(min(len(known), goal) - progress.n)
             progress.set_postfix(best=best[:5])
             logger.info("instructions %d/%d (trials %d) | best %s | %d new", len(known), goal, n_complete(study),
-                        best, len(evaluations))
+                        best, batch.fits)
 
         def screen_pool(n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
             """Up to ``n`` new instructions naming an answer among ``bo.pool`` random z, by their z."""
@@ -215,11 +222,12 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                 optuna.storages.fail_stale_trials(study)  # other workers hold the rest: wait for them
                 time.sleep(min(params.scale.heartbeat, 2))
                 continue
-            if scoring is not None:
-                settle_scored(scoring)
-                scoring = None
-            if asked is not None:
-                scoring = start_scoring(*asked)
+            settled, scoring = scoring, None
+            known = settle_scored(settled) if settled is not None else known_evaluations(study)
+            if asked is not None:  # the next batch's scoring starts before the settled one is reported
+                scoring = start_scoring(*asked, known)
+            if settled is not None:
+                report(settled, known)
 
 
 @dataclass(frozen=True)
