@@ -12,6 +12,13 @@ how the choice is made, so this measures the choice on a fixed pool, many times 
    scores of what they picked. Reports the best score found (the optimiser's job: maximise the
    validation score), the share of runs that found any instruction scoring above 0, and paired
    wins / losses against Uniform (same replay seed, same random start-up).
+3. ``--score-test K`` (once the pools exist): every instruction of a pool scoring above 0 on
+   validation, and K random ones scoring 0, scored on the test split (``--n-test`` examples, the
+   comparison's seed-0 split). The replay then reports the test score of each run's choice (its
+   best validation score, the earliest picked on ties, as the pipeline chooses), a choice without
+   a test score counting as the mean test score of the scored zeros; and, per task, the test
+   score of the pool's best validation instruction (the mean over ties): what a perfect optimiser
+   of the validation score would get on test, the most any search over these candidates can win.
 
 Policies: ``uniform`` (random z, as the paper's Uniform: an instruction many z write is likelier),
 ``z_gp`` (the instruction-coupled GP on z, qLogEI over the pool), ``emb_gp`` (the same GP on the
@@ -28,6 +35,8 @@ other tasks with a label set) were built afterwards to check it (``--out pool_re
     .venv/bin/python -m benchmarks.pool_replay --replays 40
     .venv/bin/python -m benchmarks.pool_replay --build --tasks causal_judgment word_sentiment --n 96 \
         --out pool_replay_heldout
+    .venv/bin/python -m benchmarks.pool_replay --score-test 12 --tasks sentiment negation implicatures navigate \
+        word_sentiment --policies uniform z_gp named named_z_gp --out pool_replay_test
 """
 
 from __future__ import annotations
@@ -91,6 +100,33 @@ def build(tasks: list[str], n: int, n_val: int) -> None:
             POOL.write_text(json.dumps(pools) + "\n")
 
 
+def score_test(tasks: list[str], n_val: int, n_test: int, zeros: int) -> None:
+    """Each pool's validation hits and ``zeros`` random validation zeros, scored on the test split."""
+    params = load_params(ROOT / "params.yaml")
+    pools = json.loads(POOL.read_text())
+    with tempfile.TemporaryDirectory() as tmp, local_blackbox(Path(tmp), params.blackbox) as (_, box):
+        for task in tasks:
+            pool, split = pools[task], split_task(load(task), 5, n_val, n_test, 0)
+            hits = [v for v, e in pool["scored"].items() if e["score"] > 0]
+            zero = random.Random(0).sample(sorted(v for v, e in pool["scored"].items() if e["score"] == 0), zeros)
+            tested = pool.setdefault("test", {})
+            todo = [v for v in hits + zero if v not in tested]
+            tested.update((e.instruction, e.mean) for e in
+                          evaluate_instructions(box, todo, split.test, metric_for_task(task)).evaluations if e)
+            print(f"{task}: {len(hits)} hits and {len(zero)} zeros on {len(split.test)} test examples", flush=True)
+            POOL.write_text(json.dumps(pools) + "\n")
+
+
+def test_scores(pool: dict, distinct: list[str]) -> list[float] | None:
+    """Each distinct instruction's test score, the mean of the scored validation zeros where it
+    has none; None before ``--score-test``."""
+    tested = pool.get("test")
+    if not tested:
+        return None
+    zeros = [s for v, s in tested.items() if pool["scored"][v]["score"] == 0]
+    return [tested.get(v, statistics.mean(zeros)) for v in distinct]
+
+
 @torch.no_grad()
 def embeddings(texts: list[str]) -> torch.Tensor:
     """The generator's last hidden state, averaged over each text's tokens (``n x hidden``)."""
@@ -137,8 +173,9 @@ def gp_choice(features: torch.Tensor, picked: list[int], scores: list[float], ou
 
 
 def replay(policy: str, order: list[int], distinct: list[str], pool: dict, features: dict[str, torch.Tensor],
-           labels: tuple[str, ...], args: argparse.Namespace) -> float:
-    """One run: the best score among the ``args.budget`` distinct instructions ``policy`` picks."""
+           labels: tuple[str, ...], args: argparse.Namespace) -> int:
+    """One run: which distinct instruction it chooses (the best validation score among the
+    ``args.budget`` ones ``policy`` picks, the earliest picked on ties)."""
     shuffled = [pool["instructions"][i] for i in order]
     if policy.startswith("named"):  # those naming an answer first (each group in the run's random order)
         shuffled = rank_candidates(shuffled, labels)
@@ -158,7 +195,7 @@ def replay(policy: str, order: list[int], distinct: list[str], pool: dict, featu
     while len(picked) < min(args.budget, len(distinct)):
         left = [i for i in range(len(distinct)) if i not in picked]
         picked += choose(picked, left, min(args.batch, args.budget - len(picked)))
-    return max(score[i] for i in picked)
+    return max(picked, key=lambda i: score[i])
 
 
 def main() -> None:
@@ -173,10 +210,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--pca", type=int, default=8, help="embedding dimensions the GP sees")
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
+    parser.add_argument("--score-test", type=int, metavar="K",
+                        help="score each pool's hits and K random zeros on the test split first")
+    parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--out", default="pool_replay")
     args = parser.parse_args()
     if args.build:
         build(args.tasks, args.n, args.n_val)
+    if args.score_test is not None:
+        score_test(args.tasks, args.n_val, args.n_test, args.score_test)
     pools = json.loads(POOL.read_text())
     rows = []
     for task in args.tasks:
@@ -186,28 +228,34 @@ def main() -> None:
         z = torch.tensor([pool["z"][first[v]] for v in distinct], dtype=torch.float64)
         features = {"z": (z + 1) / 2, "emb": pca_unit(embeddings(distinct), args.pca)}
         labels = answer_labels(split_task(load(task), 5, args.n_val, 1, 0).exemplars)
-        best: dict[str, list[float]] = {p: [] for p in args.policies}
+        chosen: dict[str, list[int]] = {p: [] for p in args.policies}
         for r in range(args.replays):
             order = random.Random(r).sample(range(len(pool["instructions"])), len(pool["instructions"]))
             torch.manual_seed(r)
             for policy in args.policies:
-                best[policy].append(replay(policy, order, distinct, pool, features, labels, args))
-        scores = [s["score"] for s in pool["scored"].values()]
+                chosen[policy].append(replay(policy, order, distinct, pool, features, labels, args))
+        val = [pool["scored"].get(v, {"score": 0.0})["score"] for v in distinct]
+        test = test_scores(pool, distinct)
         named = [e["score"] for v, e in pool["scored"].items() if names_an_answer(v, labels)]
-        row = {"task": task, "distinct": len(distinct), "hits": sum(s > 0 for s in scores), "pool_best": max(scores),
+        row = {"task": task, "distinct": len(distinct), "hits": sum(s > 0 for s in val), "pool_best": max(val),
                "labels": list(labels), "named": len(named), "named_hits": sum(s > 0 for s in named), "policies": {}}
-        for policy, values in best.items():
-            base = best.get("uniform", values)
+        if test is not None:
+            row["perfect_test"] = statistics.mean(t for s, t in zip(val, test, strict=True) if s == max(val))
+            row["tested_zeros"] = sum(pool["scored"][v]["score"] == 0 for v in pool["test"])
+        for policy, picks in chosen.items():
+            values, base = [val[i] for i in picks], [val[i] for i in chosen.get("uniform", picks)]
             row["policies"][policy] = {
                 "mean_best": statistics.mean(values), "found_hit": sum(v > 0 for v in values) / len(values),
                 "wins": sum(a > b for a, b in zip(values, base, strict=True)),
                 "losses": sum(a < b for a, b in zip(values, base, strict=True))}
+            if test is not None:
+                row["policies"][policy]["mean_test"] = statistics.mean(test[i] for i in picks)
             print(f"{task} {policy}: mean best {statistics.mean(values):.3f}, "
                   f"found a hit in {row['policies'][policy]['found_hit']:.0%}", flush=True)
         rows.append(row)
     command = "python -m benchmarks.pool_replay " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in vars(args).items() if k not in ("build", "out") and v is not None)
+        for k, v in vars(args).items() if k not in ("build", "score_test", "out") and v is not None)
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
     table = markdown(rows, command, args)
     (RESULTS / f"{args.out}.md").write_text(table + "\n")
@@ -215,19 +263,31 @@ def main() -> None:
 
 
 def markdown(rows: list[dict], command: str, args: argparse.Namespace) -> str:
-    lines = [f"Pools: `python -m benchmarks.pool_replay --build --tasks {' '.join(args.tasks)} --n {args.n}` "
-             "(random z, "
-             "seed 0, params.yaml's generator at the time). Replay:", "", f"`{command}`", "",
+    tested = all("perfect_test" in row for row in rows)
+    lines = [f"Pools: {args.n} random z per task (seed 0, params.yaml's generator at the time), built by "
+             "`python -m benchmarks.pool_replay --build` (the commands in its docstring). Replay:", "",
+             f"`{command}`", "",
              f"Each run picks {args.budget} distinct instructions of the task's pool ({args.startup} at random, then "
              f"batches of {args.batch}); {args.replays} runs per policy, paired with Uniform by seed.", "",
              "| task | distinct in pool | scoring above 0 | naming an answer (of them above 0) | pool best | policy "
-             "| mean best found | runs finding one above 0 | wins / losses vs Uniform |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| mean best found | runs finding one above 0 | wins / losses vs Uniform |"
+             + (" mean test of the choice | test of the pool's best |" if tested else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if tested else "")]
     for row in rows:
         for policy, p in row["policies"].items():
             lines.append(f"| {row['task']} | {row['distinct']} | {row['hits']} | {row['named']} ({row['named_hits']}) "
                          f"| {row['pool_best']:.2f} | {policy} | {p['mean_best']:.3f} | {p['found_hit']:.0%} | "
-                         f"{p['wins']} / {p['losses']} |")
+                         f"{p['wins']} / {p['losses']} |"
+                         + (f" {p['mean_test']:.3f} | {row['perfect_test']:.3f} |" if tested else ""))
+    if tested:
+        lines += ["", f"Test: the split's {args.n_test} test examples (seed 0, as the comparison's seed 0), for every "
+                  "instruction scoring above 0 on validation and a random sample of those scoring 0 ("
+                  + ", ".join(f"{r['task']} {r['tested_zeros']}" for r in rows) + "; `--score-test`), whose mean "
+                  "counts for a chosen zero without a test score; the mean "
+                  "over tasks of the test score of the pool's best validation instruction is "
+                  f"{statistics.mean(r['perfect_test'] for r in rows):.3f}, of each policy's choice "
+                  + ", ".join(f"{p} {statistics.mean(r['policies'][p]['mean_test'] for r in rows):.3f}"
+                              for p in rows[0]["policies"]) + "."]
     lines += ["", "Answers an instruction can name (components/pool.py, from the exemplars): "
               + "; ".join(f"{row['task']} {', '.join(row['labels']) or 'none'}" for row in rows)]
     return "\n".join(lines)
