@@ -25,9 +25,12 @@ Policies: ``uniform`` (random z, as the paper's Uniform: an instruction many z w
 generator's embedding of each instruction's text, reduced by PCA), ``emb_far`` (no model: the
 pool instruction farthest in embedding from every one picked), ``named`` (the pipeline's
 ``bo.pool`` rule: instructions naming one of the exemplars' answers first, components/pool.py,
-then the rest, each in the run's random order) and ``named_z_gp`` (named ones first, then the GP on
-z). The GP policies pick the farthest instruction while all scores so far are equal (nothing to
-fit). The named rule was written after looking at the pools of sentiment, negation, implicatures
+then the rest, each in the run's random order), ``named_z_gp`` (named ones first, then the GP on
+z), ``screen`` (no model: the same budget in calls, ``budget x n_val``, spent on scoring the run's
+random instructions on the first ``--screen`` validation examples and then the ``--finalists``
+best of them on the rest; the best finalist wins) and ``named_screen`` (the same over the named
+ones first). The GP policies pick the farthest instruction while all scores so far are equal
+(nothing to fit). The named rule was written after looking at the pools of sentiment, negation, implicatures
 and navigate: read its rows on those tasks as in-sample; causal_judgment and word_sentiment (two
 other tasks with a label set) were built afterwards to check it (``--out pool_replay_heldout``).
 
@@ -37,6 +40,8 @@ other tasks with a label set) were built afterwards to check it (``--out pool_re
         --out pool_replay_heldout
     .venv/bin/python -m benchmarks.pool_replay --score-test 12 --tasks sentiment negation implicatures navigate \
         word_sentiment --policies uniform z_gp named named_z_gp --out pool_replay_test
+    .venv/bin/python -m benchmarks.pool_replay --tasks sentiment negation implicatures navigate word_sentiment \
+        --policies uniform named screen named_screen --screen 5 --finalists 5 --out pool_replay_screen
 """
 
 from __future__ import annotations
@@ -65,14 +70,14 @@ from components.blackbox import evaluate_instructions
 from components.data import split_task
 from components.generator import build_prompt, clean_instruction, generate_texts, load_generator, model_projection
 from components.kernel import InstructionCoupledKernel, output_similarity
-from components.metrics import metric_for_task
+from components.metrics import metric_for_task, score
 from components.pool import answer_labels, names_an_answer, rank_candidates
 from flows.settings import EMBEDDED_MODEL, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 POOL = RESULTS / "pool_replay_pool.json"
-POLICIES = ("uniform", "z_gp", "emb_gp", "emb_far", "named", "named_z_gp")
+POLICIES = ("uniform", "z_gp", "emb_gp", "emb_far", "named", "named_z_gp", "screen", "named_screen")
 
 
 def build(tasks: list[str], n: int, n_val: int) -> None:
@@ -172,30 +177,43 @@ def gp_choice(features: torch.Tensor, picked: list[int], scores: list[float], ou
     return [left[int(torch.cdist(row[None], choices).argmin())] for row in chosen]
 
 
+def screened(candidates: list[int], examples: list[list[float]], args: argparse.Namespace) -> int:
+    """The choice of ``screen``: as many of ``candidates`` as the budget allows scored on the first
+    ``args.screen`` validation examples, the ``args.finalists`` best of them on all; the best wins
+    (the earliest on ties, at both steps)."""
+    k, rest = args.screen, args.n_val - args.screen
+    seen = candidates[:(args.budget * args.n_val - args.finalists * rest) // k]
+    finalists = sorted(seen, key=lambda i: -sum(examples[i][:k]))[:args.finalists]
+    return max(finalists, key=lambda i: sum(examples[i]))
+
+
 def replay(policy: str, order: list[int], distinct: list[str], pool: dict, features: dict[str, torch.Tensor],
-           labels: tuple[str, ...], args: argparse.Namespace) -> int:
+           labels: tuple[str, ...], examples: list[list[float]], args: argparse.Namespace) -> int:
     """One run: which distinct instruction it chooses (the best validation score among the
-    ``args.budget`` ones ``policy`` picks, the earliest picked on ties)."""
+    ``args.budget`` ones ``policy`` picks, the earliest picked on ties; ``examples``: each one's
+    score per validation example)."""
     shuffled = [pool["instructions"][i] for i in order]
     if policy.startswith("named"):  # those naming an answer first (each group in the run's random order)
         shuffled = rank_candidates(shuffled, labels)
+    if policy.endswith("screen"):
+        return screened([distinct.index(v) for v in dict.fromkeys(shuffled)], examples, args)
     size = args.budget if policy in ("uniform", "named") else args.startup
     picked = [distinct.index(v) for v in dict.fromkeys(shuffled)][:size]  # the start-up (or the whole run)
     named = {i for i, v in enumerate(distinct) if names_an_answer(v, labels)}
-    score = [pool["scored"].get(v, {"score": 0.0})["score"] for v in distinct]
+    val = [pool["scored"].get(v, {"score": 0.0})["score"] for v in distinct]
     outputs = [pool["scored"].get(v, {"outputs": [""] * args.n_val})["outputs"] for v in distinct]
     choose: Callable[[list[int], list[int], int], list[int]] = {
-        "z_gp": lambda p, left, q: gp_choice(features["z"], p, [score[i] for i in p], [outputs[i] for i in p], left, q),
-        "emb_gp": lambda p, left, q: gp_choice(features["emb"], p, [score[i] for i in p], [outputs[i] for i in p],
+        "z_gp": lambda p, left, q: gp_choice(features["z"], p, [val[i] for i in p], [outputs[i] for i in p], left, q),
+        "emb_gp": lambda p, left, q: gp_choice(features["emb"], p, [val[i] for i in p], [outputs[i] for i in p],
                                                left, q),
         "emb_far": lambda p, left, q: farthest(features["emb"], p, left, q),
-        "named_z_gp": lambda p, left, q: gp_choice(features["z"], p, [score[i] for i in p], [outputs[i] for i in p],
+        "named_z_gp": lambda p, left, q: gp_choice(features["z"], p, [val[i] for i in p], [outputs[i] for i in p],
                                                    [i for i in left if i in named] or left, q),
     }.get(policy, lambda p, left, q: [])
     while len(picked) < min(args.budget, len(distinct)):
         left = [i for i in range(len(distinct)) if i not in picked]
         picked += choose(picked, left, min(args.batch, args.budget - len(picked)))
-    return max(picked, key=lambda i: score[i])
+    return max(picked, key=lambda i: val[i])
 
 
 def main() -> None:
@@ -209,6 +227,8 @@ def main() -> None:
     parser.add_argument("--startup", type=int, default=8)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--pca", type=int, default=8, help="embedding dimensions the GP sees")
+    parser.add_argument("--screen", type=int, default=5, help="validation examples each instruction is screened on")
+    parser.add_argument("--finalists", type=int, default=5, help="screened instructions scored on all of them")
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
     parser.add_argument("--score-test", type=int, metavar="K",
                         help="score each pool's hits and K random zeros on the test split first")
@@ -226,14 +246,20 @@ def main() -> None:
         distinct = list(dict.fromkeys(pool["instructions"]))
         first = {v: pool["instructions"].index(v) for v in distinct}
         z = torch.tensor([pool["z"][first[v]] for v in distinct], dtype=torch.float64)
-        features = {"z": (z + 1) / 2, "emb": pca_unit(embeddings(distinct), args.pca)}
-        labels = answer_labels(split_task(load(task), 5, args.n_val, 1, 0).exemplars)
+        features = {"z": (z + 1) / 2}
+        if any(p.startswith("emb") for p in args.policies):
+            features["emb"] = pca_unit(embeddings(distinct), args.pca)
+        split = split_task(load(task), 5, args.n_val, 1, 0)
+        labels, metric = answer_labels(split.exemplars), metric_for_task(task)
+        examples = [[score(o, e.outputs, metric) for o, e in zip(pool["scored"][v]["outputs"], split.validation,
+                                                                   strict=True)]
+                    if v in pool["scored"] else [0.0] * args.n_val for v in distinct]
         chosen: dict[str, list[int]] = {p: [] for p in args.policies}
         for r in range(args.replays):
             order = random.Random(r).sample(range(len(pool["instructions"])), len(pool["instructions"]))
             torch.manual_seed(r)
             for policy in args.policies:
-                chosen[policy].append(replay(policy, order, distinct, pool, features, labels, args))
+                chosen[policy].append(replay(policy, order, distinct, pool, features, labels, examples, args))
         val = [pool["scored"].get(v, {"score": 0.0})["score"] for v in distinct]
         test = test_scores(pool, distinct)
         named = [e["score"] for v, e in pool["scored"].items() if names_an_answer(v, labels)]
@@ -268,7 +294,9 @@ def markdown(rows: list[dict], command: str, args: argparse.Namespace) -> str:
              "`python -m benchmarks.pool_replay --build` (the commands in its docstring). Replay:", "",
              f"`{command}`", "",
              f"Each run picks {args.budget} distinct instructions of the task's pool ({args.startup} at random, then "
-             f"batches of {args.batch}); {args.replays} runs per policy, paired with Uniform by seed.", "",
+             f"batches of {args.batch}); {args.replays} runs per policy, paired with Uniform by seed. The screen "
+             f"policies spend the same {args.budget * args.n_val} calls on the run's instructions in the same random "
+             f"order: {args.screen} validation examples each, then all {args.n_val} for the {args.finalists} best.", "",
              "| task | distinct in pool | scoring above 0 | naming an answer (of them above 0) | pool best | policy "
              "| mean best found | runs finding one above 0 | wins / losses vs Uniform |"
              + (" mean test of the choice | test of the pool's best |" if tested else ""),
