@@ -5,8 +5,8 @@ project directory with its own (cold) response cache, all against one local mode
 Same budget = the same number of distinct instructions scored on the validation set
 (`--instructions`, i.e. that many x n_validation black-box calls, also set as a hard limit): a
 method whose candidates repeat asks more trials (a repeat costs no call), up to `--max-trials`.
-The baselines run as the paper defines them (no pool, trust region or partial credit), except
-``random_pool``: Uniform with params.yaml's ``bo.pool``, the pool's rule without the GP. Two
+The baselines run as the paper defines them (no pool, screening, trust region or partial credit),
+except ``random_pool``: Uniform with params.yaml's ``bo.pool`` and ``bo.screen``, without the GP. Two
 references are scored the same way on each run's test split: the empty instruction and one
 hand-written instruction per task (benchmarks/tasks.py). Prints a markdown table (test score
 mean +- std per task and method, paired (task, seed) wins/ties/losses of InstructZero against
@@ -47,24 +47,24 @@ from tasks.data import read_split
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
-          "random_pool": "Uniform + pool"}
-POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool (the pool's rule without the GP)
+          "random_pool": "Uniform + pool/screen"}
+POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool and bo.screen (without the GP)
 
 
 def method_knobs(method: str, bo: dict) -> dict:
     """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
     if method == "instructzero":
-        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool")}
-    return {"pool": bo["pool"]} if method in POOLED else {}
+        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool", "screen")}
+    return {k: bo[k] for k in ("pool", "screen")} if method in POOLED else {}
 
 
 def method_bo(method: str, bo: dict) -> dict:
     """``method``'s changes to params.yaml's ``bo``: the baselines as the paper defines them (no
-    trust region, partial credit or pool), a pooled one with params.yaml's pool."""
+    trust region, partial credit, pool or screening), a pooled one with params.yaml's pool and screen."""
     if method == "instructzero":
         return {"sampler": method}
     return {"sampler": POOLED.get(method, method), "trust_region": None, "partial_credit": 0.0, "pool": 0,
-            **method_knobs(method, bo)}
+            "screen": 0, **method_knobs(method, bo)}
 
 
 def data_params(task: str) -> dict:
@@ -92,6 +92,7 @@ def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
     return {"test": test["best_test_score"], "val": test["best_val_score"],
             "empty": test["empty_instruction_test_score"], "hand": hand.mean if hand else None,
             "trials": opt["n_trials"], "distinct": opt["n_distinct_instructions"],
+            "screened": opt["n_screened_instructions"],
             "calls": opt["blackbox_calls"], "seconds": seconds, "instruction": test["best_instruction"]}
 
 
@@ -227,7 +228,8 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
     lines += ["", f"Over the {len(every)} (task, seed) pairs every method has run:", "",
               "| method | mean test score | InstructZero wins / ties / losses (on every pair both ran) | "
               "InstructZero − method, paired mean (se) | mean best validation score | "
-              "distinct instructions per run | black-box calls per run | trials per run | wall time per run (s) |",
+              "distinct instructions per run (scored on all validation examples / screened) | "
+              "black-box calls per run | trials per run | wall time per run (s) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
         runs = [r for t in args.tasks for r in results.get((t, m), []) if (t, r["seed"]) in every]
@@ -236,7 +238,8 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
         paired = "- | -" if m == "instructzero" else _paired(results, args.tasks, m)
         lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | {paired} | "
                      f"{statistics.mean(r['val'] for r in runs):.3f} | "
-                     f"{statistics.mean(r['distinct'] for r in runs):.1f} | "
+                     f"{statistics.mean(r['distinct'] for r in runs):.1f} / "
+                     f"{statistics.mean(r.get('screened', 0) for r in runs):.1f} | "
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
                      f"{statistics.mean(r['trials'] for r in runs):.0f} | "
                      f"{statistics.mean(r['seconds'] for r in runs):.0f} |")

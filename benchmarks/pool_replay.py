@@ -113,7 +113,8 @@ def score_test(tasks: list[str], n_val: int, n_test: int, zeros: int) -> None:
         for task in tasks:
             pool, split = pools[task], split_task(load(task), 5, n_val, n_test, 0)
             hits = [v for v, e in pool["scored"].items() if e["score"] > 0]
-            zero = random.Random(0).sample(sorted(v for v, e in pool["scored"].items() if e["score"] == 0), zeros)
+            scored_zero = sorted(v for v, e in pool["scored"].items() if e["score"] == 0)
+            zero = random.Random(0).sample(scored_zero, min(zeros, len(scored_zero)))  # (all, in a pool of hits)
             tested = pool.setdefault("test", {})
             todo = [v for v in hits + zero if v not in tested]
             tested.update((e.instruction, e.mean) for e in

@@ -50,6 +50,11 @@ class Budget:
         limit (a batch shrinks to this instead of being dropped)."""
         return next((k for k in range(n, 0, -1) if self.allows(used, k * calls_each)), 0)
 
+    def screenable(self, used: CallStats, held: int, calls_each: int, finalist: int, n: int) -> int:
+        """How many of ``n`` candidates can be screened, ``calls_each`` calls apiece, leaving
+        ``finalist`` calls for the best of them, beside ``held`` calls already in flight."""
+        return next((k for k in range(n, 0, -1) if self.allows(used, held + k * calls_each + finalist)), 0)
+
 
 def price_for(model: str, overrides: Mapping[str, Sequence[float]]) -> tuple[float, float] | None:
     """The (prompt, completion) price of ``model``: an override, else the default table."""

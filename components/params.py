@@ -127,6 +127,8 @@ class BOParams(_Section):
     partial_credit: float = Field(0.0, ge=0, le=10)  # instructzero: the GP fits score + this x mean token F1
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
     pool: int = Field(0, ge=0, le=4096)  # extra random z generated per batch: new ones naming an answer go first
+    screen: int = Field(0, ge=0, le=1000)  # > 0: a batch's new instructions (and the pool's) scored on this many
+    # validation examples first; only the best goes on to all of them (the others are pruned)
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
@@ -198,6 +200,9 @@ class Params(_Section):
         if self.budget.max_calls is not None and self.budget.max_calls < self.data.n_validation:
             raise ValueError(f"budget.max_calls ({self.budget.max_calls}) is below one instruction's validation "
                              f"({self.data.n_validation} calls, data.n_validation): nothing could be scored")
+        if self.bo.screen >= self.data.n_validation:
+            raise ValueError(f"bo.screen ({self.bo.screen}) must be below data.n_validation "
+                             f"({self.data.n_validation}): it screens on a part of the validation set")
         return self
 
 

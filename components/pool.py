@@ -7,12 +7,16 @@ of the random-z instructions naming "positive"/"negative", "yes"/"no" or "True"/
 checked afterwards, pool_replay_heldout.md, 3 of 3 vs 21 of 92 and 4 of 53 vs 1 of 41). The answers
 an instruction can name are read from the exemplars the generator is shown, when they form a
 label set; tasks with open-ended answers have none, and every candidate ranks alike.
+
+Screening (``bo.screen``) ranks them by measurement instead: each new candidate is scored on a few
+validation examples and only the best is scored on all (benchmarks/results/pool_replay_screen.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from components.blackbox import Evaluation
 from components.data import Example
 from components.metrics import contains, normalize
 
@@ -44,14 +48,21 @@ def rank_candidates(candidates: Sequence[str], labels: Sequence[str], exclude: I
 
 
 def named_picks(
-    points: Sequence[Sequence[float]], instructions: Sequence[str], labels: Sequence[str], exclude: Iterable[str],
-    n: int,
+    points: Sequence[Sequence[float]], instructions: Sequence[str], labels: Sequence[str] | None,
+    exclude: Iterable[str], n: int,
 ) -> list[tuple[list[float], str]]:
-    """Up to ``n`` (z, instruction) of a pool whose instruction names one of ``labels`` and is new
-    (not empty, not in ``exclude``, the first z writing it), in the pool's order."""
+    """Up to ``n`` (z, instruction) of a pool whose instruction names one of ``labels`` (``None``:
+    any) and is new (not empty, not in ``exclude``, the first z writing it), in the pool's order."""
     seen, picks = set(exclude), []
     for z, v in zip(points, instructions, strict=True):
-        if v and v not in seen and names_an_answer(v, labels):
+        if v and v not in seen and (labels is None or names_an_answer(v, labels)):
             picks.append((list(z), v))
         seen.add(v)
     return picks[:n]
+
+
+def finalist(screened: Mapping[str, Evaluation | None]) -> str | None:
+    """The screened instruction with the best score (the earliest on ties; one whose calls
+    failed is out), or none."""
+    scored = [(v, e.mean) for v, e in screened.items() if e is not None]
+    return max(scored, key=lambda pair: pair[1])[0] if scored else None

@@ -25,7 +25,7 @@ from components.blackbox import CallStats, Evaluation, Scored
 from components.budget import Budget
 from components.errors import BudgetError
 from components.params import Params
-from components.pool import answer_labels, named_picks
+from components.pool import answer_labels, finalist, named_picks
 from flows.settings import (
     HERE,
     Workspace,
@@ -44,12 +44,16 @@ from tasks.generator import generate, load_generator, make_prompt, proposer, set
 from tasks.study import (
     ask,
     best_evaluations,
+    count_screened,
     enqueue,
+    fail,
     heartbeats,
     known_evaluations,
     n_complete,
     n_running,
+    n_screened,
     open_study,
+    prune,
     record_spending,
     settle,
     snapshot_study,
@@ -118,7 +122,11 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     that repeats a scored instruction is told its score for free; a batch shrinks to what the
     budget still allows.
     With ``bo.pool``, each batch first generates that many random z more, and those writing a new
-    instruction that names one of the exemplars' answers take the batch's first trials."""
+    instruction that names one of the exemplars' answers take the batch's first trials.
+    With ``bo.screen``, the batch's new instructions and the pool's are scored on that many
+    validation examples first and only the best goes on to all of them (a pool's on a new
+    trial); the other trials are pruned. The run then spends ``bo.n_instructions`` x
+    n_validation calls in all, screening included."""
     logger = get_run_logger()
     split, metric = read_split(workspace.prepared)
     model, tokenizer = load_generator(params.generator)
@@ -127,8 +135,10 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     propose = proposer(params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed)
     usage, seconds = spent(study, worker)
     clock = Stopwatch(seconds)
-    budget = Budget(params.budget.max_calls, params.budget.max_tokens, params.budget.max_cost,
-                    blackbox_price(params) or (0.0, 0.0))
+    n_val, screen = len(split.validation), params.bo.screen
+    allowance = params.bo.n_instructions * n_val if screen else None  # screening spends calls, not instructions
+    budget = Budget(min((c for c in (params.budget.max_calls, allowance) if c is not None), default=None),
+                    params.budget.max_tokens, params.budget.max_cost, blackbox_price(params) or (0.0, 0.0))
     goal, cap = params.bo.n_instructions, params.bo.n_trials
     known = known_evaluations(study)
     labels = answer_labels(split.exemplars) if params.bo.pool else ()  # (none: the pool has nothing to rank)
@@ -181,15 +191,50 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             best = f"{ranked[0].mean:.3f} {ranked[0].instruction!r}" if ranked else "none yet"
             progress.update(min(len(known), goal) - progress.n)
             progress.set_postfix(best=best[:5])
-            logger.info("instructions %d/%d (trials %d) | best %s | %d new", len(known), goal, n_complete(study),
-                        best, batch.fits)
+            logger.info("instructions %d/%d (trials %d) | best %s | %d new | %d calls", len(known), goal,
+                        n_complete(study), best, batch.fits, (spent_by_all(study, but=worker)[0] + usage).calls)
 
-        def screen_pool(n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
-            """Up to ``n`` new instructions naming an answer among ``bo.pool`` random z, by their z."""
+        def draw_pool(n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
+            """``bo.pool`` random z's new instructions, by their z: with ``bo.screen`` all of them,
+            else up to ``n`` naming an answer."""
             draw = torch.Generator().manual_seed(params.bo.seed * 1_000_003 + len(study.get_trials(deepcopy=False)))
             points = (torch.rand(params.bo.pool, projection.intrinsic_dim, generator=draw) * 2 - 1).tolist()
             instructions = generate(model, tokenizer, prompt, projection, points, params.generator, params.bo.seed)
-            return {tuple(z): v for z, v in named_picks(points, instructions, labels, exclude, n)}
+            picks = named_picks(points, instructions, None if screen else labels, exclude, len(points) if screen else n)
+            return {tuple(z): v for z, v in picks}
+
+        def screened(trials: list[optuna.Trial], instructions: list[str], pooled: dict[tuple[float, ...], str],
+                     repeats: set[str], held: int) -> tuple[list[optuna.Trial], list[str]]:
+            """The batch after screening its new instructions and the pool's on the first ``bo.screen``
+            validation examples (as many as the budget allows beside ``held`` calls in flight): the
+            trials repeating a scored instruction (``repeats``) and the best one's (a new trial on a
+            pool's z); the other trials are pruned (failed if not screened)."""
+            nonlocal usage
+            new = list(dict.fromkeys(v for v in [*instructions, *pooled.values()] if v not in repeats))
+            used = spent_by_all(study, but=worker)[0] + usage
+            fits = budget.screenable(used, held, screen, n_val, len(new))
+            if new and not fits:
+                study.set_user_attr(BUDGET_ATTR, True)
+                logger.info("%d black-box calls spent (with screening: bo.n_instructions x n_validation, or the "
+                            "budget): stopping with the best so far", used.calls)
+            scored = evaluate(blackbox, new[:fits], split.validation[:screen], metric) if fits else None
+            results = dict(zip(new[:fits], scored.evaluations, strict=True)) if scored else {}
+            if scored:
+                usage = usage + scored.stats
+                count_screened(study, worker, fits)
+            best = finalist(results)
+            kept = [(t, v) for t, v in zip(trials, instructions, strict=True) if v in repeats or v == best]
+            for t, v in zip(trials, instructions, strict=True):
+                if (t, v) in kept:
+                    continue
+                if (evaluation := results.get(v)) is not None:
+                    prune(study, t, evaluation)
+                else:  # not screened (the budget) or its calls failed
+                    fail(study, [t])
+            if best is not None and best not in instructions:  # a pool's: its own trial
+                enqueue(study, [next(list(z) for z, v in pooled.items() if v == best)])
+                kept += [(t, best) for t in trim(study, *ask(study, 1, projection.intrinsic_dim), cap)[0]]
+            return [t for t, _ in kept], [v for _, v in kept]
 
         def written(trials: list[optuna.Trial], z: list[list[float]], pooled: dict[tuple[float, ...], str],
                     ) -> list[str]:
@@ -206,16 +251,23 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             if wanted and (n := min(params.bo.batch_size, goal - len(known) - (running := n_running(study)),
                                     cap - done - running)) > 0:
                 pooled: dict[tuple[float, ...], str] = {}
-                if labels:
+                in_flight = scoring.instructions if scoring else []
+                if labels or (screen and params.bo.pool):
                     with clock("generator"):
-                        pooled = screen_pool(n, [*known, *(scoring.instructions if scoring else [])])
-                    enqueue(study, [list(point) for point in pooled])
+                        pooled = draw_pool(n, [*known, *in_flight])
+                    if not screen:
+                        enqueue(study, [list(point) for point in pooled])
                 with clock("bo"):
                     trials, z = trim(study, *ask(study, n, projection.intrinsic_dim), cap)
                 hold([*(scoring.trials if scoring else []), *trials])  # alive (a shared study's heartbeat)
                 if trials:
                     with clock("generator"):
-                        asked = trials, written(trials, z, pooled)
+                        asked = trials, written(trials, z, {} if screen else pooled)
+                if screen:
+                    with clock("screen"):
+                        kept = screened(*(asked or ([], [])), pooled, {*known, *in_flight},
+                                        scoring.fits * n_val if scoring else 0)
+                    asked = kept if kept[0] else None
             elif scoring is None:
                 if not wanted:
                     break
@@ -259,6 +311,7 @@ def finish(params: Params, study: optuna.Study, run_id: str, name: str, workspac
         "best_val_score": top[0].mean,
         "n_trials": len(records),
         "n_distinct_instructions": len(known_evaluations(study)),
+        "n_screened_instructions": n_screened(study),
         "stopped_by_budget": int(bool(study.user_attrs.get(BUDGET_ATTR))),
         **{f"blackbox_{k}": v for k, v in usage.as_dict().items()},
         **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()},

@@ -18,6 +18,7 @@ from components.tables import create_racing
 INSTRUCTION, OUTPUTS, SCORES, RETRY_OF = "instruction", "outputs", "scores", "retry_of"
 PARTIAL = "partial_scores"  # per-example token F1 (Evaluation.partial): the GP's partial credit
 USAGE, SECONDS = "blackbox_usage/", "seconds/"  # + a worker's name: what each worker spent (its own key)
+SCREENED = "screened/"  # + a worker's name: how many instructions it screened (bo.screen)
 
 
 # Heartbeats with ask-and-tell, on purpose (Optuna's own are for Study.optimize).
@@ -111,6 +112,16 @@ def record_spending(study: optuna.Study, worker: str, usage: CallStats, seconds:
     """``worker``'s own totals (each worker writes only its key, so none overwrites another's)."""
     study.set_user_attr(USAGE + worker, usage.as_dict())
     study.set_user_attr(SECONDS + worker, {k: round(v, 2) for k, v in seconds.items()})
+
+
+def count_screened(study: optuna.Study, worker: str, more: int) -> None:
+    """Add ``more`` to the instructions ``worker`` screened."""
+    study.set_user_attr(SCREENED + worker, study.user_attrs.get(SCREENED + worker, 0) + more)
+
+
+def n_screened(study: optuna.Study) -> int:
+    """The instructions every worker screened."""
+    return sum(v for k, v in study.user_attrs.items() if k.startswith(SCREENED))
 
 
 def spent_by_all(study: optuna.Study, but: str | None = None) -> tuple[CallStats, dict[str, float]]:
@@ -211,6 +222,15 @@ def settle(
             fail(study, [trial])
         else:
             fail_and_retry(study, trial)
+
+
+def prune(study: optuna.Study, trial: optuna.Trial, screened: Evaluation) -> None:
+    """Close a trial whose instruction lost the screening: its score on the screened examples
+    is its last intermediate value."""
+    trial.set_user_attr(INSTRUCTION, screened.instruction)
+    trial.set_user_attr(SCORES, list(screened.scores))
+    trial.report(screened.mean, step=len(screened.scores))
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> None:

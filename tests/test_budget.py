@@ -32,6 +32,14 @@ def test_a_batch_shrinks_to_what_fits():
     assert Budget().affordable(used, 5, 8) == 8
 
 
+def test_screening_leaves_room_for_the_finalist_and_the_calls_in_flight():
+    used = CallStats(calls=10)
+    assert Budget(max_calls=40).screenable(used, held=0, calls_each=2, finalist=5, n=20) == 12  # 10 + 24 + 5 <= 40
+    assert Budget(max_calls=40).screenable(used, held=10, calls_each=2, finalist=5, n=20) == 7
+    assert Budget(max_calls=40).screenable(used, held=10, calls_each=2, finalist=5, n=3) == 3
+    assert Budget(max_calls=16).screenable(used, held=0, calls_each=2, finalist=5, n=20) == 0
+
+
 def test_plan_is_an_upper_bound():
     val, test = [Example("abcd", ("a",))] * 4, [Example("abcd", ("a",))] * 10
     plan = plan_run(val, test, n_instructions=5, top_k=2, max_tokens=8, instruction_tokens=10, price=(1.0, 2.0))

@@ -62,6 +62,10 @@ def test_unknown_section_and_remote_without_model():
     raw["bo"].update(sampler="ape", pool=16)
     with pytest.raises(ConfigError, match="bo.pool needs a sampler over z"):
         parse_params(raw, "p.yaml")
+    raw = _raw()
+    raw["bo"]["screen"] = raw["data"]["n_validation"]
+    with pytest.raises(ConfigError, match=r"bo.screen \(20\) must be below data.n_validation \(20\)"):
+        parse_params(raw, "p.yaml")
 
 
 def test_command_line_values_read_as_yaml_unless_they_are_text():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -15,7 +16,7 @@ from components.metrics import score
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
-from flows.settings import HERE
+from flows.settings import HERE, load_params, study_name
 from tasks.data import read_split
 from tests.conftest import small_params
 
@@ -190,3 +191,38 @@ def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own
                         [t["z"] for t in named], params.generator, params.bo.seed)
     assert again == [t["instruction"] for t in named], "a trial records the z that wrote its instruction"
     assert len(server.requests) == 5 * len({t["instruction"] for t in trials})
+
+
+def test_screening_pays_all_validation_examples_only_for_each_batchs_best_within_the_call_allowance(
+        workdir, prefect_harness, monkeypatch):
+    from tests.openai_stub import stub_server
+
+    def good(instruction: str) -> bool:  # about one instruction in three: the stub answers it right
+        return hashlib.sha256(instruction.encode()).digest()[0] % 3 == 0
+
+    def answer(prompt: str) -> str:
+        return "positive negative" if good(prompt.split("\n\nInput:")[0].removeprefix("Instruction: ")) else "none"
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with stub_server(answer) as server:
+        (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(  # 5 validation examples, `contains`
+            data={"task": "word_sentiment"}, blackbox={"base_url": server.base_url, "model": "stub"},
+            bo={"screen": 2, "pool": 6, "n_instructions": 8, "n_trials": 50})))
+        prepare()
+        optimize()
+    asked: dict[str, set[str]] = {}  # instruction -> the inputs it was asked on
+    for request in server.requests:
+        instruction, rest = request["messages"][-1]["content"].removeprefix("Instruction: ").split("\n\nInput: ")
+        asked.setdefault(instruction, set()).add(rest)
+    finalists = {v for v, inputs in asked.items() if len(inputs) == 5}
+    assert {len(inputs) for v, inputs in asked.items() if v not in finalists} == {2}, "the others: screened only"
+    assert len(server.requests) == sum(map(len, asked.values())) <= 8 * 5, "each prompt paid once, within 8 x 5 calls"
+    trials = json.loads((workdir / "outputs/trials.json").read_text())
+    assert finalists == {t["instruction"] for t in trials} and len(finalists) >= 2
+    assert all(good(v) for v in finalists) and len(asked) > 3 * len(finalists), "the best of several screened"
+    metrics = json.loads((workdir / "metrics/optimize.json").read_text())
+    assert metrics["n_screened_instructions"] == len(asked) and metrics["blackbox_calls"] == len(server.requests)
+    study = optuna.load_study(study_name=study_name(load_params(workdir / "params.yaml")),
+                              storage=f"sqlite:///{workdir / 'outputs/optuna.db'}")
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    assert pruned and all(t.intermediate_values == {2: 0.0} and not good(t.user_attrs["instruction"]) for t in pruned)

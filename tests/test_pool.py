@@ -1,9 +1,10 @@
-"""Which generated instructions a batch pays for first (bo.pool)."""
+"""Which generated instructions a batch pays for first (bo.pool) and which goes on after screening (bo.screen)."""
 
 from __future__ import annotations
 
+from components.blackbox import Evaluation
 from components.data import Example
-from components.pool import answer_labels, named_picks, names_an_answer, rank_candidates
+from components.pool import answer_labels, finalist, named_picks, names_an_answer, rank_candidates
 
 
 def _exemplars(*answers: str) -> list[Example]:
@@ -35,6 +36,17 @@ def test_new_instructions_naming_an_answer_are_picked_first_with_the_first_z_tha
     assert picks == [([0.0], "Say positive."), ([0.2], "Say negative.")]  # a repeat keeps the first z
     assert named_picks(points, instructions, ("positive", "negative"), (), n=1) == [([0.0], "Say positive.")]
     assert named_picks(points, instructions, (), (), n=4) == []  # no labels: nothing is picked
+    anything = named_picks(points, instructions, None, exclude={"Known positive."}, n=9)  # (screening: any new one)
+    assert [v for _, v in anything] == list(dict.fromkeys(v for v in instructions if v and v != "Known positive."))
+
+
+def test_the_finalist_is_the_best_screened_the_earliest_on_ties_never_one_whose_calls_failed():
+    def screened(*scores: float) -> Evaluation:
+        return Evaluation("", ("",) * len(scores), scores)
+
+    assert finalist({"a": screened(0, 0), "b": screened(1, 0), "c": screened(0, 1), "d": None}) == "b"
+    assert finalist({"a": None, "b": screened(0, 0)}) == "b"
+    assert finalist({"a": None}) is None and finalist({}) is None
 
 
 def test_ranking_keeps_the_pools_order_within_each_group_and_drops_empty_and_known_ones():
