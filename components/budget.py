@@ -45,15 +45,11 @@ class Budget:
             and (self.max_cost is None or spend <= self.max_cost)
         )
 
-    def affordable(self, used: CallStats, calls_each: int, n: int) -> int:
+    def affordable(self, used: CallStats, calls_each: int, n: int, beside: int = 0) -> int:
         """How many of ``n`` further instructions, ``calls_each`` calls apiece, stay within every
-        limit (a batch shrinks to this instead of being dropped)."""
-        return next((k for k in range(n, 0, -1) if self.allows(used, k * calls_each)), 0)
-
-    def screenable(self, used: CallStats, held: int, calls_each: int, finalist: int, n: int) -> int:
-        """How many of ``n`` candidates can be screened, ``calls_each`` calls apiece, leaving
-        ``finalist`` calls for the best of them, beside ``held`` calls already in flight."""
-        return next((k for k in range(n, 0, -1) if self.allows(used, held + k * calls_each + finalist)), 0)
+        limit beside ``beside`` more calls (in flight, or kept for later): a batch shrinks to this
+        instead of being dropped."""
+        return next((k for k in range(n, 0, -1) if self.allows(used, beside + k * calls_each)), 0)
 
 
 def price_for(model: str, overrides: Mapping[str, Sequence[float]]) -> tuple[float, float] | None:

@@ -152,12 +152,16 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
         logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
                     study.study_name, len(known), goal, n_complete(study), blackbox.model)
 
+        def spent_by_everyone() -> CallStats:
+            """The black-box usage of this worker (as it stands) and of every other one (as recorded)."""
+            return spent_by_all(study, but=worker)[0] + usage
+
         def start_scoring(trials: list[optuna.Trial], instructions: list[str], known: dict[str, Evaluation],
                           ) -> Scoring:
             """Score the batch's instructions not in ``known`` in the background, as many as the budget allows."""
             new = list(dict.fromkeys(v for v in instructions if v not in known))
-            used = spent_by_all(study, but=worker)[0] + usage
-            fits = budget.affordable(used, len(split.validation), len(new))
+            used = spent_by_everyone()
+            fits = budget.affordable(used, n_val, len(new))
             if fits < len(new):  # score what fits, then stop
                 study.set_user_attr(BUDGET_ATTR, True)
                 logger.warning("budget reached after %d black-box calls: scoring %d of %d new instructions, then "
@@ -192,7 +196,7 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             progress.update(min(len(known), goal) - progress.n)
             progress.set_postfix(best=best[:5])
             logger.info("instructions %d/%d (trials %d) | best %s | %d new | %d calls", len(known), goal,
-                        n_complete(study), best, batch.fits, (spent_by_all(study, but=worker)[0] + usage).calls)
+                        n_complete(study), best, batch.fits, spent_by_everyone().calls)
 
         def draw_pool(n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
             """``bo.pool`` random z's new instructions, by their z: with ``bo.screen`` all of them,
@@ -211,8 +215,8 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             pool's z); the other trials are pruned (failed if not screened)."""
             nonlocal usage
             new = list(dict.fromkeys(v for v in [*instructions, *pooled.values()] if v not in repeats))
-            used = spent_by_all(study, but=worker)[0] + usage
-            fits = budget.screenable(used, held, screen, n_val, len(new))
+            used = spent_by_everyone()
+            fits = budget.affordable(used, screen, len(new), beside=held + n_val)  # (room for the finalist)
             if new and not fits:
                 study.set_user_attr(BUDGET_ATTR, True)
                 logger.info("%d black-box calls spent (with screening: bo.n_instructions x n_validation, or the "
@@ -222,12 +226,11 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             if scored:
                 usage = usage + scored.stats
                 count_screened(study, worker, fits)
-            best = finalist(results)
-            kept = [(t, v) for t, v in zip(trials, instructions, strict=True) if v in repeats or v == best]
+            best, kept = finalist(results), []
             for t, v in zip(trials, instructions, strict=True):
-                if (t, v) in kept:
-                    continue
-                if (evaluation := results.get(v)) is not None:
+                if v in repeats or v == best:
+                    kept.append((t, v))
+                elif (evaluation := results.get(v)) is not None:
                     prune(study, t, evaluation)
                 else:  # not screened (the budget) or its calls failed
                     fail(study, [t])

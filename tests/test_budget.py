@@ -34,10 +34,10 @@ def test_a_batch_shrinks_to_what_fits():
 
 def test_screening_leaves_room_for_the_finalist_and_the_calls_in_flight():
     used = CallStats(calls=10)
-    assert Budget(max_calls=40).screenable(used, held=0, calls_each=2, finalist=5, n=20) == 12  # 10 + 24 + 5 <= 40
-    assert Budget(max_calls=40).screenable(used, held=10, calls_each=2, finalist=5, n=20) == 7
-    assert Budget(max_calls=40).screenable(used, held=10, calls_each=2, finalist=5, n=3) == 3
-    assert Budget(max_calls=16).screenable(used, held=0, calls_each=2, finalist=5, n=20) == 0
+    assert Budget(max_calls=40).affordable(used, 2, 20, beside=0 + 5) == 12  # 10 + 24 + 5 <= 40
+    assert Budget(max_calls=40).affordable(used, 2, 20, beside=10 + 5) == 7  # 10 in flight
+    assert Budget(max_calls=40).affordable(used, 2, 3, beside=10 + 5) == 3
+    assert Budget(max_calls=16).affordable(used, 2, 20, beside=0 + 5) == 0
 
 
 def test_plan_is_an_upper_bound():
