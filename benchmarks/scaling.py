@@ -5,8 +5,7 @@ Per worker count N: a fresh project (built-in task, the embedded generator) opti
 workers (``prefect worker start --limit 1``), an MLflow tracking server, and an OpenAI-compatible
 stub that answers every call after ``--latency`` seconds, so the black box, not this CPU, is the
 limit; each flow run gets cores / N CPU threads (``scale.threads``). N = 1 is today's single
-process (no work pool); with ``--launcher-searches`` the launching process is one of the N
-(N - 1 process workers). Reports the optimize stage's wall time, black-box calls per second, the
+process (no work pool). Reports the optimize stage's wall time, black-box calls per second, the
 speedup over one worker and its ratio to linear scaling, the ratio of wall times (an
 instruction two workers wrote at once is paid twice: those calls add to calls/s, not to the
 wall-time speedup); the same for the search alone (first
@@ -86,14 +85,13 @@ def run(n: int, args: argparse.Namespace, postgres: str, tmp: Path) -> dict:
         params["data"].update(source="builtin", task=args.task, n_validation=args.n_validation)
         params["blackbox"].update(base_url=blackbox.base_url, model="stub", concurrency=args.concurrency)
         params["bo"].update(n_instructions=args.instructions, n_trials=10 * args.instructions)
-        params["scale"].update(workers=n, work_pool=pool, threads=max(1, (os.cpu_count() or 1) // n),
-                               launcher_searches=args.launcher_searches)
+        params["scale"].update(workers=n, work_pool=pool, threads=max(1, (os.cpu_count() or 1) // n))
         (project / "params.yaml").write_text(yaml.safe_dump(params))
         env = prefect_and_mlflow_servers(start, env, new_database(postgres, f"scaling_mlflow_{n}"), tmp / f"art-{n}")
         subprocess.run([sys.executable, "-m", "flows.prepare"], cwd=project, env=env, check=True,
                        capture_output=True)
         if n > 1:
-            for _ in range(n - args.launcher_searches):
+            for _ in range(n):
                 start("prefect", "worker", "start", "--pool", pool, "--type", "process", "--limit", "1",
                       env=env, cwd=ROOT)
         began = time.monotonic()
@@ -119,8 +117,6 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per black-box call")
     parser.add_argument("--concurrency", type=int, default=4, help="calls in flight per worker")
     parser.add_argument("--task", default="first_letter", help="a built-in task")
-    parser.add_argument("--launcher-searches", action="store_true",
-                        help="scale.launcher_searches: the launching process is one of the N workers (N-1 flow runs)")
     parser.add_argument("--out", default="scaling", help="results name under benchmarks/results")
     args = parser.parse_args()
     rows = []
@@ -155,9 +151,7 @@ def main() -> None:
 def markdown(rows: list[dict], command: str, args: argparse.Namespace) -> str:
     lines = [f"`{command}`", "",
              f"{args.instructions} instructions x {args.n_validation} validation calls, {args.latency:g} s per call, "
-             f"{args.concurrency} calls in flight per worker"
-             + (", the launching process one of the workers (scale.launcher_searches)." if args.launcher_searches
-                else "."), "",
+             f"{args.concurrency} calls in flight per worker.", "",
              "| workers | wall s | calls | calls/s | speedup | of linear | wall-time speedup | start-up s | search s "
              "| search calls/s | search speedup | idle share of search (no call in flight) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

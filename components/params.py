@@ -169,7 +169,6 @@ class ScaleParams(_Section):
     heartbeat: int = Field(30, ge=1, le=3600)  # seconds between a live trial's heartbeats
     grace: int = Field(120, ge=2, le=86400)  # a trial silent this long is failed and asked again
     threads: int | None = Field(None, ge=1, le=1024)  # CPU threads per flow run; None: torch's default (all cores)
-    launcher_searches: bool = False  # the process that starts the flow runs searches too, as one of the N
 
     @model_validator(mode="after")
     def _check(self) -> ScaleParams:

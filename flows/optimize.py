@@ -3,9 +3,8 @@
 Each trial: z -> soft prompt -> instruction (generator) -> zero-shot validation score (black
 box). The study lives in SQLite (or a shared database) and the black box's answers in a response
 cache, so a killed run started again resumes without paying twice. With ``scale.workers`` > 1
-the loop runs in that many `optimize-worker` flow runs on the work pool, all on one study (with
-``scale.launcher_searches``, one fewer and this process as well); this flow waits for them and
-writes the same outputs as one process would.
+the loop runs in that many `optimize-worker` flow runs on the work pool, all on one study; this
+flow waits for them and writes the same outputs as one process would.
 """
 
 from __future__ import annotations
@@ -89,17 +88,12 @@ def optimize(workspace: Workspace = HERE) -> None:
     with failed_on_error(workspace.tracking_uri(), run_id), torch_threads(cpu_threads(params)):
         if params.scale.workers == 1:
             search(params, study, IN_PROCESS, workspace)
-        else:  # flow runs on the work pool (and, with scale.launcher_searches, this process while they start)
-            here = params.scale.launcher_searches
+        else:
             workers = {f"{name}-worker-{i}": {"workspace": asdict(workspace.absolute())}
-                       for i in range(int(here), params.scale.workers)}
-            fanned = run_flows.submit(
-                WORKER_ENTRYPOINT, name, params.scale.work_pool, Path.cwd(), workers,
-                lambda: f"{len(known_evaluations(study))}/{params.bo.n_instructions} instructions scored",
-                need_one=not here)
-            if here:
-                search(params, study, IN_PROCESS, workspace)
-            fanned.result()
+                       for i in range(params.scale.workers)}
+            run_flows(WORKER_ENTRYPOINT, name, params.scale.work_pool, Path.cwd(), workers,
+                      lambda: f"{len(known_evaluations(study))}/{params.bo.n_instructions} instructions scored",
+                      need_one=True)
         finish(params, study, run_id, name, workspace)
 
 

@@ -1,7 +1,6 @@
-"""One optimisation fanned out to flow runs on a real process work pool: one study on PostgreSQL,
-an MLflow tracking server (PostgreSQL backend), a black box with fixed latency. Three flow runs
-with one's process killed (SIGKILL) while its instruction is half-scored; and the launching
-process searching beside one flow run (``scale.launcher_searches``)."""
+"""One optimisation fanned out to three flow runs on a real process work pool: one study on
+PostgreSQL, an MLflow tracking server (PostgreSQL backend), a black box with fixed latency, and
+one worker's flow-run process killed (SIGKILL) while its instruction is half-scored."""
 
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.settings import DATABASE_URL
-from tasks.study import RETRY_OF, USAGE
+from tasks.study import RETRY_OF
 from tests.conftest import ROOT, small_params
 from tests.openai_stub import stub_server
 from tests.services import background, new_database, prefect_and_mlflow_servers
@@ -129,49 +128,3 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
     # One MLflow run on the server, one step per complete trial number.
     assert sorted(m.step for m in history) == sorted(t.number for t in complete)
     assert (project / "outputs/optuna.db").exists() and json.loads((project / "outputs/candidates.json").read_text())
-
-
-def test_the_launcher_searches_while_its_one_flow_run_starts(tmp_path, postgres_url, embedded_model):
-    """``scale.launcher_searches`` with 2 workers: one flow run on the work pool, and the launching
-    process scoring from the start; both fill the one study, and every prompt is paid once."""
-    study_db, mlflow_db = new_database(postgres_url, "launcher_study"), new_database(postgres_url, "launcher_mlflow")
-    project = tmp_path / "project"
-    (project / "models").mkdir(parents=True)
-    (project / "models" / embedded_model.name).symlink_to(embedded_model)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: study_db, "OPENAI_API_KEY": "sk-test"}
-    pool = "iz-launcher"
-
-    def answer(prompt: str) -> str:
-        time.sleep(1.5)  # 4.5 s an instruction: the launcher alone would take 70 s, longer than a flow run's start
-        return "f"
-
-    with stub_server(answer) as blackbox, background() as start:
-        (project / "params.yaml").write_text(yaml.safe_dump(small_params(
-            data={"n_validation": 6},
-            blackbox={"base_url": blackbox.base_url, "model": "stub", "concurrency": 2},
-            bo={"n_instructions": 16, "n_trials": 64, "batch_size": 1},
-            scale={"workers": 2, "work_pool": pool, "threads": 1, "launcher_searches": True})))
-        env = prefect_and_mlflow_servers(start, env, mlflow_db, tmp_path / "artifacts")
-        start("prefect", "worker", "start", "--pool", pool, "--type", "process", "--limit", "1", env=env, cwd=ROOT)
-        _run(sys.executable, "-m", "flows.prepare", env=env, cwd=project)
-        _run(sys.executable, "-m", "flows.optimize", env=env, cwd=project)
-        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as prefect:
-            runs = [r for r in prefect.read_flow_runs() if "-worker-" in r.name]
-        run_info = json.loads((project / "outputs/run.json").read_text())
-        history = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(run_info["mlflow_run_id"], "val_score")
-        requests = list(blackbox.requests)
-
-    assert [r.state_name for r in runs] == ["Completed"]  # one flow run for the two workers
-    study = optuna.load_study(study_name=run_info["study"], storage=study_db)
-    calls = {k.removeprefix(USAGE): v["calls"] for k, v in study.user_attrs.items() if k.startswith(USAGE)}
-    assert calls.keys() == {"main", str(runs[0].id)} and all(calls.values()), calls  # both scored
-    assert sum(calls.values()) == len(requests)
-    first_call = time.time() - (time.monotonic() - min(r["time"] for r in requests))  # (wall clock)
-    assert first_call < runs[0].start_time.timestamp()  # the launcher scored before its flow run had started
-    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    written = collections.Counter(t.user_attrs["instruction"] for t in complete)
-    assert len(written) >= 16
-    counts = collections.Counter(r["messages"][-1]["content"] for r in requests)
-    assert all(written[_instruction(p)] > 1 for p, n in counts.items() if n > 1)  # paid twice: written twice at once
-    assert sorted(m.step for m in history) == sorted(t.number for t in complete)
