@@ -25,6 +25,7 @@ from components.params import BlackBoxParams
 from flows.optimize import optimize
 from flows.prepare import prepare
 from flows.settings import EMBEDDED_MODEL, Workspace
+from tasks.generator import convert_embedded_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(directory: Path, base: dict, url: str, threads: int, instructions: int) -> dict:
     """One optimize step in its own workspace; its wall time, parts and instructions."""
     params = json.loads(json.dumps(base))
-    params["generator"]["model"] = str(ROOT / EMBEDDED_MODEL)
-    params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
+    model = str(convert_embedded_model.fn(ROOT / EMBEDDED_MODEL))
+    params["generator"]["model"] = model
+    params["blackbox"].update(base_url=url, model=model)
     params["bo"]["n_instructions"] = instructions
     params["scale"]["threads"] = threads
     directory.mkdir()
