@@ -22,10 +22,10 @@ from pathlib import Path
 import psutil
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import HANDWRITTEN, load
+from benchmarks.tasks import HANDWRITTEN, embedded_model, load
 from components.blackbox import BlackBox, ResponseCache, zero_shot_prompt
 from components.local_server import local_model_server
-from flows.settings import EMBEDDED_MODEL, load_params
+from flows.settings import load_params
 
 
 def server_rss_gb() -> float:
@@ -47,8 +47,9 @@ def main() -> None:
     words = list(dict.fromkeys(e.input for e in (*data.pool, *data.test)))
     instruction, max_tokens = HANDWRITTEN[args.task], args.max_tokens or bb.max_tokens
     assert len(words) >= 16 + args.calls * len(args.concurrency), f"{args.task}: too few distinct inputs"
+    model = embedded_model()
     with tempfile.TemporaryDirectory() as tmp, local_model_server(
-        EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=args.cache_blocks or bb.server_cache_blocks,
+        model, Path(tmp) / "server.log", cache_blocks=args.cache_blocks or bb.server_cache_blocks,
         block_size=bb.server_block_size, max_batch_tokens=args.max_batch_tokens or bb.server_max_batch_tokens,
     ) as url:
         cache = ResponseCache(Path(tmp) / "cache.db")
@@ -57,7 +58,7 @@ def main() -> None:
         def run(concurrency: int, n: int) -> tuple[float, float]:
             """Seconds for ``n`` new calls at ``concurrency``, and their mean answer in tokens."""
             nonlocal offset
-            box = BlackBox(base_url=url, model=str(EMBEDDED_MODEL), api_key="local", cache=cache,
+            box = BlackBox(base_url=url, model=str(model), api_key="local", cache=cache,
                            concurrency=concurrency, max_tokens=max_tokens)
             prompts = [zero_shot_prompt(instruction, w) for w in words[offset : offset + n]]
             offset += n

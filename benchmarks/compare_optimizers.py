@@ -34,14 +34,14 @@ from pathlib import Path
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, local_blackbox
+from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, embedded_model, local_blackbox
 from components.blackbox import BlackBox, evaluate_instructions
 from components.builtin_tasks import BUILTIN_TASKS
 from components.params import BlackBoxParams
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
-from flows.settings import EMBEDDED_MODEL, Workspace
+from flows.settings import Workspace
 from tasks.data import read_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +130,7 @@ def main() -> None:
 def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[tuple[str, str], list[dict]]) -> None:
     """Every task x seed x method not saved yet, against one local model server."""
     os.environ["OPENAI_API_KEY"] = "local"  # the local server checks no key
+    model = str(embedded_model())
     with tempfile.TemporaryDirectory() as tmp, local_blackbox(
         Path(tmp), BlackBoxParams(**base["blackbox"]), "references.db"
     ) as (url, references):
@@ -141,7 +142,7 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     workdir = Path(tmp) / f"{task}-{seed}-{method}"
                     workdir.mkdir()
                     params = json.loads(json.dumps(base))
-                    params["generator"]["model"] = str(ROOT / EMBEDDED_MODEL)
+                    params["generator"]["model"] = model
                     metric = task_metric(task, args)
                     params["data"].update(**data_params(task), metric=None if metric == "paper" else metric,
                                           seed=seed, n_test=args.n_test, n_validation=args.n_validation)
@@ -149,7 +150,7 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     params["bo"].update(**method_bo(method, base["bo"]), seed=seed, n_trials=args.max_trials,
                                         n_instructions=args.instructions)
                     params["budget"]["max_calls"] = args.instructions * args.n_validation
-                    params["blackbox"].update(base_url=url, model=str(ROOT / EMBEDDED_MODEL))
+                    params["blackbox"].update(base_url=url, model=model)
                     params["eval"]["top_k"] = 1
                     r = {"seed": seed, "knobs": method_knobs(method, base["bo"]), "metric": metric,
                          **run_one(workdir, params, references)}

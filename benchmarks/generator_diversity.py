@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import load, local_blackbox
+from benchmarks.tasks import embedded_model, load, local_blackbox
 from components.blackbox import evaluate_instructions
 from components.data import Split, split_task
 from components.generator import build_prompt, clean_instruction, generate_texts, is_complete, model_projection
 from components.metrics import metric_for_task
 from components.params import ProjectionParams
-from flows.settings import EMBEDDED_MODEL, load_params
+from flows.settings import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -123,7 +123,7 @@ def main() -> None:
     from components.generator import load_generator
 
     params = load_params(ROOT / "params.yaml")
-    model, tokenizer = load_generator(str(ROOT / EMBEDDED_MODEL))
+    model, tokenizer = load_generator(str(embedded_model()))
     path = RESULTS / f"{args.out}.json"
     rows: list[dict] = json.loads(path.read_text()) if path.exists() else []
     grid = [dict(zip(KEYS, values, strict=True))

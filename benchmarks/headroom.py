@@ -19,12 +19,12 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import HANDWRITTEN, all_tasks, load
+from benchmarks.tasks import HANDWRITTEN, all_tasks, embedded_model, load
 from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
 from components.data import split_task
 from components.local_server import local_model_server
 from components.metrics import metric_for_task
-from flows.settings import EMBEDDED_MODEL, load_params
+from flows.settings import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -44,10 +44,10 @@ def main() -> None:
     todo = [t for t in args.tasks or all_tasks() if t not in {r["task"] for r in rows}]
     with tempfile.TemporaryDirectory() as tmp:
         server = nullcontext(args.base_url) if args.base_url else local_model_server(
-            ROOT / EMBEDDED_MODEL, Path(tmp) / "server.log", cache_blocks=bb.server_cache_blocks,
+            embedded_model(), Path(tmp) / "server.log", cache_blocks=bb.server_cache_blocks,
             block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens)
         with server as url:
-            box = BlackBox(base_url=url, model=args.model or str(ROOT / EMBEDDED_MODEL),
+            box = BlackBox(base_url=url, model=args.model or str(embedded_model()),
                            api_key=os.environ.get("OPENAI_API_KEY", "local"),
                            cache=ResponseCache(Path(tmp) / "cache.db"), max_tokens=bb.max_tokens)
             print(f"{'task':24s} {'metric':11s} {'empty':>6s} {'hand':>6s} {'empty(c)':>8s} {'hand(c)':>8s}")

@@ -28,7 +28,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import load, local_blackbox
+from benchmarks.tasks import embedded_model, load, local_blackbox
 from components.blackbox import BlackBox, evaluate_instructions
 from components.data import Split, split_task
 from components.generator import (
@@ -42,7 +42,7 @@ from components.generator import (
 from components.metrics import metric_for_task
 from components.params import GeneratorParams
 from components.projection import Projection
-from flows.settings import EMBEDDED_MODEL, load_params
+from flows.settings import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(ROOT / "params.yaml")
     gen = params.generator
-    model, tokenizer = load_generator(str(ROOT / EMBEDDED_MODEL))
+    model, tokenizer = load_generator(str(embedded_model()))
     projection = model_projection(params.projection, model, tokenizer)
     d = params.projection.intrinsic_dim
     rows: list[dict] = []

@@ -65,14 +65,14 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import load, local_blackbox
+from benchmarks.tasks import embedded_model, load, local_blackbox
 from components.blackbox import evaluate_instructions
 from components.data import split_task
 from components.generator import build_prompt, clean_instruction, generate_texts, load_generator, model_projection
 from components.kernel import InstructionCoupledKernel, output_similarity
 from components.metrics import metric_for_task, score
 from components.pool import answer_labels, names_an_answer, rank_candidates
-from flows.settings import EMBEDDED_MODEL, load_params
+from flows.settings import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -83,7 +83,7 @@ POLICIES = ("uniform", "z_gp", "emb_gp", "emb_far", "named", "named_z_gp", "scre
 def build(tasks: list[str], n: int, n_val: int) -> None:
     params = load_params(ROOT / "params.yaml")
     gen = params.generator
-    model, tokenizer = load_generator(str(ROOT / EMBEDDED_MODEL))
+    model, tokenizer = load_generator(str(embedded_model()))
     projection = model_projection(params.projection, model, tokenizer)
     pools = json.loads(POOL.read_text()) if POOL.exists() else {}
     with tempfile.TemporaryDirectory() as tmp, local_blackbox(Path(tmp), params.blackbox) as (_, box):
@@ -136,7 +136,7 @@ def test_scores(pool: dict, distinct: list[str]) -> list[float] | None:
 @torch.no_grad()
 def embeddings(texts: list[str]) -> torch.Tensor:
     """The generator's last hidden state, averaged over each text's tokens (``n x hidden``)."""
-    model, tokenizer = load_generator(str(ROOT / EMBEDDED_MODEL))
+    model, tokenizer = load_generator(str(embedded_model()))
     rows = []
     for text in texts:
         ids = tokenizer(text, return_tensors="pt").input_ids

@@ -39,8 +39,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import flows  # noqa: E402, F401  (runtime defaults: offline hub, no telemetry)
+from benchmarks.tasks import embedded_model  # noqa: E402
 from flows.settings import DATABASE_URL, EMBEDDED_MODEL  # noqa: E402
-from tasks.generator import convert_embedded_model  # noqa: E402
 from tests.openai_stub import stub_server  # noqa: E402
 from tests.services import background, new_database, prefect_and_mlflow_servers, temporary_postgres  # noqa: E402
 
@@ -95,7 +95,7 @@ def run(n: int, args: argparse.Namespace, postgres: str, tmp: Path) -> dict:
 
     project = tmp / f"workers-{n}"
     (project / "models").mkdir(parents=True)
-    (project / EMBEDDED_MODEL).symlink_to(convert_embedded_model.fn(ROOT / EMBEDDED_MODEL))
+    (project / EMBEDDED_MODEL).symlink_to(embedded_model())
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PREFECT_HOME": str(tmp / f"prefect-{n}"), "OPENAI_API_KEY": "sk-bench",
            "PREFECT_WORKER_QUERY_SECONDS": "2",  # (default 10: a worker picks its flow run up later)

@@ -13,12 +13,20 @@ from components.data import TaskData, parse_bigbench, parse_instruction_inductio
 from components.local_server import local_model_server
 from components.params import BlackBoxParams
 from flows.settings import EMBEDDED_MODEL
+from tasks.generator import convert_embedded_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "data"
+
 INDUCTION = SHARED / "instruction-induction"
 BIGBENCH = SHARED / "bigbench-ii"
+
+
+def embedded_model() -> Path:
+    """The embedded model as an HF folder under this checkout (converted once, shared with
+    `make run` and the tests), so a benchmark runs on a fresh machine too."""
+    return convert_embedded_model.fn(ROOT / EMBEDDED_MODEL)
 
 HANDWRITTEN: dict[str, str] = {
     # built-in
@@ -80,7 +88,8 @@ def load(task: str) -> TaskData:
 def local_blackbox(tmp: Path, bb: BlackBoxParams, cache: str = "cache.db") -> Iterator[tuple[str, BlackBox]]:
     """The embedded model served on 127.0.0.1 as params.yaml's ``blackbox`` sets the server (its
     log in ``tmp``), and a black box on it with a cold response cache ``tmp / cache``: (url, box)."""
-    with local_model_server(ROOT / EMBEDDED_MODEL, tmp / "server.log", cache_blocks=bb.server_cache_blocks,
+    model = embedded_model()
+    with local_model_server(model, tmp / "server.log", cache_blocks=bb.server_cache_blocks,
                             block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens) as url:
-        yield url, BlackBox(base_url=url, model=str(ROOT / EMBEDDED_MODEL), api_key="local",
+        yield url, BlackBox(base_url=url, model=str(model), api_key="local",
                             cache=ResponseCache(tmp / cache), max_tokens=bb.max_tokens)

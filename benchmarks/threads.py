@@ -20,12 +20,11 @@ from pathlib import Path
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import local_blackbox
+from benchmarks.tasks import embedded_model, local_blackbox
 from components.params import BlackBoxParams
 from flows.optimize import optimize
 from flows.prepare import prepare
-from flows.settings import EMBEDDED_MODEL, Workspace
-from tasks.generator import convert_embedded_model
+from flows.settings import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(directory: Path, base: dict, url: str, threads: int, instructions: int) -> dict:
     """One optimize step in its own workspace; its wall time, parts and instructions."""
     params = json.loads(json.dumps(base))
-    model = str(convert_embedded_model.fn(ROOT / EMBEDDED_MODEL))
+    model = str(embedded_model())
     params["generator"]["model"] = model
     params["blackbox"].update(base_url=url, model=model)
     params["bo"]["n_instructions"] = instructions
