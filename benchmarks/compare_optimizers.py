@@ -48,13 +48,14 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
           "random_pool": "Uniform + pool/screen"}
+KNOB_DEFAULTS = {"screen": 0, "lengthscale": 0.5}  # knobs added later: runs saved before them ran at these
 POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool and bo.screen (without the GP)
 
 
 def method_knobs(method: str, bo: dict) -> dict:
     """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
     if method == "instructzero":
-        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool", "screen")}
+        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool", "screen", "lengthscale")}
     return {k: bo[k] for k in ("pool", "screen")} if method in POOLED else {}
 
 
@@ -176,7 +177,9 @@ def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaul
     if saved.get("settings") == settings:
         for key, runs in saved["runs"].items():
             task, method = key.split("/")
-            results[task, method] = [r for r in runs if r.get("knobs", {}) == method_knobs(method, bo)
+            knobs = method_knobs(method, bo)
+            results[task, method] = [r for r in runs if knobs == {k: (r.get("knobs") or {}).get(k, KNOB_DEFAULTS.get(k))
+                                                                  for k in knobs}
                                      and r["metric"] == metrics.get(task)]
     return results
 

@@ -54,22 +54,27 @@ class InstructionCoupledKernel(Kernel):
         eps: jitter added to K_Z before the Cholesky solves.
         residual: add the Nystrom residual (prior variance away from Z); False gives the
             paper's rank-n kernel.
+        lengthscale: the mean of the lengthscales' prior Gamma(3, 3 / lengthscale), and their
+            start (in the unit cube; 0.5 is the original InstructZero's BoTorch, Gamma(3, 6)).
 
-    Hyperparameters: the Matern-5/2 ARD lengthscales (prior Gamma(3, 6), as the original
-    InstructZero's BoTorch) and the similarity weight w (``raw_similarity_weight``).
+    Hyperparameters: the Matern-5/2 ARD lengthscales and the similarity weight w
+    (``raw_similarity_weight``).
     """
 
     has_lengthscale = False
 
     def __init__(
-        self, train_z: torch.Tensor, similarity: torch.Tensor, eps: float = 1e-4, residual: bool = True
+        self, train_z: torch.Tensor, similarity: torch.Tensor, eps: float = 1e-4, residual: bool = True,
+        lengthscale: float = 0.5,
     ) -> None:
         super().__init__()
         n, d = train_z.shape
         if similarity.shape != (n, n):
             raise ValueError(f"similarity must be {n} x {n} for {n} points, got {tuple(similarity.shape)}")
-        self.base_kernel = MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=GammaPrior(3.0, 6.0))
-        self.base_kernel.lengthscale = 3.0 / 6.0  # the prior's mean
+        if lengthscale <= 0:
+            raise ValueError(f"lengthscale must be > 0, got {lengthscale}")
+        self.base_kernel = MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=GammaPrior(3.0, 3.0 / lengthscale))
+        self.base_kernel.lengthscale = lengthscale  # the prior's mean
         self.register_buffer("train_z", train_z)
         self.register_buffer("similarity", nearest_psd(similarity.to(train_z)))
         self.register_parameter("raw_similarity_weight", torch.nn.Parameter(torch.zeros(1, dtype=train_z.dtype)))

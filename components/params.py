@@ -125,6 +125,7 @@ class BOParams(_Section):
     n_startup_trials: int = Field(8, ge=1, le=10000)
     trust_region: float | None = Field(None, gt=0, le=1)  # instructzero: every other trial local; None: global
     partial_credit: float = Field(0.0, ge=0, le=10)  # instructzero: the GP fits score + this x mean token F1
+    lengthscale: float = Field(0.5, gt=0, le=2)  # instructzero: the prior mean of the GP's lengthscales on z
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
     pool: int = Field(0, ge=0, le=4096)  # extra random z generated per batch: new ones naming an answer go first
     screen: int = Field(0, ge=0, le=1000)  # > 0: a batch's new instructions (and the pool's) scored on this many

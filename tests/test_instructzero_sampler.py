@@ -202,3 +202,26 @@ class TestOptunaSamplerContract(BasicSamplerTestCase):
     @pytest.fixture
     def sampler(self):
         return _sampler
+
+
+def test_the_lengthscale_reaches_the_gp(monkeypatch):
+    import components.instructzero_sampler as module
+
+    seen = {}
+    real = module.instructzero_candidate
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "instructzero_candidate", spy)
+    sampler = InstructZeroSampler(n_startup_trials=2, seed=0, num_restarts=2, raw_samples=16, lengthscale=0.15)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    space = {f"z{i}": optuna.distributions.FloatDistribution(-1, 1) for i in range(DIM)}
+    for k, value in enumerate((0.0, 0.4)):
+        study.add_trial(optuna.trial.create_trial(params={n: 0.5 * k - 0.2 for n in space}, distributions=space,
+                                                  value=value, user_attrs={"outputs": [f"out{k}"] * 4}))
+    sampler.sample_relative(study, study.ask(), space)
+    assert seen["lengthscale"] == 0.15
+    with pytest.raises(ValueError, match="lengthscale"):
+        InstructZeroSampler(lengthscale=-1)

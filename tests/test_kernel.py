@@ -129,3 +129,16 @@ def test_the_similarity_changes_which_candidate_the_acquisition_prefers():
 
     assert prefers_p1(s13=0.9, s23=0.0)  # P1's instruction behaves like the best one's
     assert not prefers_p1(s13=0.0, s23=0.9)  # now P2's does
+
+
+def test_the_lengthscales_prior_and_start_are_centred_on_the_given_mean():
+    z = torch.rand(5, 3, generator=torch.Generator().manual_seed(0))
+    short = InstructionCoupledKernel(z, torch.eye(5), lengthscale=0.15)
+    default = InstructionCoupledKernel(z, torch.eye(5))
+    assert torch.allclose(short.base_kernel.lengthscale, torch.full((1, 3), 0.15))
+    assert float(short.base_kernel.lengthscale_prior.mean) == pytest.approx(0.15)
+    assert float(default.base_kernel.lengthscale_prior.mean) == pytest.approx(0.5)  # the original's Gamma(3, 6)
+    near = torch.tensor([[0.5, 0.5, 0.5], [0.65, 0.65, 0.65]])  # 0.15 apart in every coordinate
+    assert short(near).to_dense()[0, 1] < 0.5 * default(near).to_dense()[0, 1]  # nearby z are less alike a priori
+    with pytest.raises(ValueError, match="lengthscale"):
+        InstructionCoupledKernel(z, torch.eye(5), lengthscale=0)
