@@ -42,12 +42,13 @@ def main() -> None:
     path = RESULTS / "headroom.json"
     rows = [r for r in json.loads(path.read_text()) if r["n_test"] <= args.n_test] if path.exists() else []
     todo = [t for t in args.tasks or all_tasks() if t not in {r["task"] for r in rows}]
+    model = embedded_model()
     with tempfile.TemporaryDirectory() as tmp:
         server = nullcontext(args.base_url) if args.base_url else local_model_server(
-            embedded_model(), Path(tmp) / "server.log", cache_blocks=bb.server_cache_blocks,
+            model, Path(tmp) / "server.log", cache_blocks=bb.server_cache_blocks,
             block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens)
         with server as url:
-            box = BlackBox(base_url=url, model=args.model or str(embedded_model()),
+            box = BlackBox(base_url=url, model=args.model or str(model),
                            api_key=os.environ.get("OPENAI_API_KEY", "local"),
                            cache=ResponseCache(Path(tmp) / "cache.db"), max_tokens=bb.max_tokens)
             print(f"{'task':24s} {'metric':11s} {'empty':>6s} {'hand':>6s} {'empty(c)':>8s} {'hand(c)':>8s}")

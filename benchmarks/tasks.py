@@ -18,15 +18,8 @@ from tasks.generator import convert_embedded_model
 ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "data"
-
 INDUCTION = SHARED / "instruction-induction"
 BIGBENCH = SHARED / "bigbench-ii"
-
-
-def embedded_model() -> Path:
-    """The embedded model as an HF folder under this checkout (converted once, shared with
-    `make run` and the tests), so a benchmark runs on a fresh machine too."""
-    return convert_embedded_model.fn(ROOT / EMBEDDED_MODEL)
 
 HANDWRITTEN: dict[str, str] = {
     # built-in
@@ -82,6 +75,12 @@ def load(task: str) -> TaskData:
     induce, execute = (str(INDUCTION / "raw" / s / f"{task}.json") for s in ("induce", "execute"))
     return TaskData(task, parse_instruction_induction(read_text(induce), induce),
                     parse_instruction_induction(read_text(execute), execute))
+
+
+def embedded_model() -> Path:
+    """The embedded model as an HF folder under this checkout (converted once, shared with
+    `make run` and the tests), so a benchmark runs on a fresh machine too."""
+    return convert_embedded_model.fn(ROOT / EMBEDDED_MODEL)
 
 
 @contextmanager

@@ -119,10 +119,9 @@ class InstructZeroSampler(BaseSampler):
             raise ValueError(f"trust_region must be in (0, 1], got {trust_region}")
         if lengthscale <= 0:
             raise ValueError(f"lengthscale must be > 0, got {lengthscale}")
-        self._lengthscale = lengthscale
         if partial_credit < 0:
             raise ValueError(f"partial_credit must be >= 0, got {partial_credit}")
-        self._trust_region = trust_region
+        self._trust_region, self._lengthscale = trust_region, lengthscale
         self._partial_credit, self._partial_attr = partial_credit, partial_attr
         self._n_startup_trials = n_startup_trials
         self._independent_sampler = independent_sampler or optuna.samplers.RandomSampler(seed=seed)
