@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -50,6 +51,20 @@ class Budget:
         limit beside ``beside`` more calls (in flight, or kept for later): a batch shrinks to this
         instead of being dropped."""
         return next((k for k in range(n, 0, -1) if self.allows(used, beside + k * calls_each)), 0)
+
+
+def next_batch(batch_size: int, remaining: int, running: int, mine: int, workers: int) -> int:
+    """How many trials a worker asks next: ``remaining`` are still to be asked for by someone,
+    ``running`` are being generated or scored by all, ``mine`` of them by this worker. One
+    process: ``batch_size`` (or what remains). Several ``workers`` on one study: a batch is at most
+    twice the one this worker is scoring (1 when it has none: at its start its black box waits for
+    one generation, not a batch's, while the next batch is generated), and at most what keeps
+    this worker's share of all the work outstanding even, so they finish together instead of one
+    scoring a whole batch alone at the end."""
+    if workers == 1:
+        return max(0, min(batch_size, remaining))
+    share = math.ceil((remaining + running) / workers) - mine
+    return max(0, min(batch_size, remaining, share, 2 * mine or 1))
 
 
 def price_for(model: str, overrides: Mapping[str, Sequence[float]]) -> tuple[float, float] | None:

@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 from tqdm import tqdm
 
 from components.blackbox import CallStats, Evaluation, Scored
-from components.budget import Budget
+from components.budget import Budget, next_batch
 from components.errors import BudgetError
 from components.params import Params
 from components.pool import answer_labels, finalist, named_picks
@@ -121,7 +121,8 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     next one is asked (the scored one pending) and generated; its scoring starts as soon as the
     scored one is told (logging it comes after), so the black box waits only for the tell. A z
     that repeats a scored instruction is told its score for free; a batch shrinks to what the
-    budget still allows.
+    budget still allows. With several workers, a worker's batches grow from 1 trial and shrink at
+    the end so that all finish together (``next_batch``).
     With ``bo.pool``, each batch first generates that many random z more, and those writing a new
     instruction that names one of the exemplars' answers take the batch's first trials.
     With ``bo.screen``, the batch's new instructions and the pool's are scored on that many
@@ -252,8 +253,9 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             asked = None
             wanted = (len(known := known_evaluations(study)) < goal and (done := n_complete(study)) < cap
                       and not study.user_attrs.get(BUDGET_ATTR))  # (any worker's) budget spent
-            if wanted and (n := min(params.bo.batch_size, goal - len(known) - (running := n_running(study)),
-                                    cap - done - running)) > 0:
+            running, mine = n_running(study), len(scoring.trials) if scoring else 0
+            if wanted and (n := next_batch(params.bo.batch_size, min(goal - len(known), cap - done) - running,
+                                           running, mine, params.scale.workers)) > 0:
                 pooled: dict[tuple[float, ...], str] = {}
                 in_flight = scoring.instructions if scoring else []
                 if labels or (screen and params.bo.pool):

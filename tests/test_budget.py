@@ -1,7 +1,7 @@
 import pytest
 
 from components.blackbox import CallStats
-from components.budget import Budget, cost, plan_run, price_for
+from components.budget import Budget, cost, next_batch, plan_run, price_for
 from components.data import Example
 from components.errors import ConfigError
 from components.params import parse_params
@@ -30,6 +30,24 @@ def test_a_batch_shrinks_to_what_fits():
     assert Budget(max_calls=33).affordable(used, 5, 8) == 4  # 4 x 5 calls fit in the 23 left
     assert Budget(max_calls=14).affordable(used, 5, 8) == 0
     assert Budget().affordable(used, 5, 8) == 8
+
+
+def test_one_process_asks_whole_batches():
+    assert [next_batch(4, r, running=4, mine=m, workers=1) for r, m in [(20, 0), (20, 4), (3, 4), (0, 4), (-2, 4)]] \
+        == [4, 4, 3, 0, 0]
+
+
+def test_a_worker_starts_with_one_trial_and_doubles():
+    assert [next_batch(4, 100, running=4, mine=m, workers=4) for m in (0, 1, 2, 3, 4)] == [1, 2, 4, 4, 4]
+
+
+def test_workers_keep_their_share_of_the_tail_even():
+    assert next_batch(4, 8, running=16, mine=4, workers=4) == 2  # 24 outstanding: 6 each
+    assert next_batch(4, 8, running=13, mine=1, workers=4) == 2  # (at most twice its own)
+    assert next_batch(4, 8, running=14, mine=2, workers=4) == 4
+    assert next_batch(4, 1, running=8, mine=4, workers=4) == 0  # the others have less to do
+    assert next_batch(4, 2, running=10, mine=1, workers=4) == 2
+    assert next_batch(4, 0, running=10, mine=0, workers=4) == 0
 
 
 def test_screening_leaves_room_for_the_finalist_and_the_calls_in_flight():
