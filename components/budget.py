@@ -1,4 +1,4 @@
-"""Black-box spending: hard limits, cost from a price table, and the plan of a run."""
+"""Black-box spending: hard limits, cost from a price table, the plan of a run, a worker's next batch."""
 
 from __future__ import annotations
 
