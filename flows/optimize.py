@@ -253,9 +253,9 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             asked = None
             wanted = (len(known := known_evaluations(study)) < goal and (done := n_complete(study)) < cap
                       and not study.user_attrs.get(BUDGET_ATTR))  # (any worker's) budget spent
-            running, mine = n_running(study), len(scoring.trials) if scoring else 0
-            if wanted and (n := next_batch(params.bo.batch_size, min(goal - len(known), cap - done) - running,
-                                           running, mine, params.scale.workers)) > 0:
+            mine = len(scoring.trials) if scoring else 0  # (this worker's running trials)
+            if wanted and (n := next_batch(params.bo.batch_size, min(goal - len(known), cap - done)
+                                           - (running := n_running(study)), running, mine, params.scale.workers)) > 0:
                 pooled: dict[tuple[float, ...], str] = {}
                 in_flight = scoring.instructions if scoring else []
                 if labels or (screen and params.bo.pool):
