@@ -14,6 +14,9 @@ each method, distinct instructions, calls, trials and wall time per run) and wri
 plot under --out. Results are saved after every run; started again with the same settings (these
 and params.yaml's generator and projection sections), it skips the runs already done with the
 method's own knobs as they are now (``method_knobs``: a changed one runs that method again).
+``--against DIR`` adds a table pairing InstructZero's runs here with every method's runs saved in
+another --out (run with the same budget and splits, e.g. at another generator setting), and names
+the settings in which the two differ.
 
     .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment negation word_sentiment \
         first_word_letter antonyms --seeds 0 1 2
@@ -112,6 +115,9 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--report-only", action="store_true", help="tabulate the saved runs, run nothing")
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="also pair InstructZero's runs here with every method's runs saved in DIR (another "
+                             "--out, e.g. run at another generator setting; same budget and splits)")
     args = parser.parse_args()
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -119,10 +125,14 @@ def main() -> None:
                 "n_test": args.n_test,
                 "generator": {k: v for k, v in base["generator"].items() if k != "model"},
                 "projection": {k: v for k, v in base["projection"].items() if k != "seed"}}  # (the candidates)
-    results = load(args.out, settings, base["bo"], {t: task_metric(t, args) for t in args.tasks})
+    metrics = {t: task_metric(t, args) for t in args.tasks}
+    against = load_against(args.against, settings, metrics) if args.against else None  # (bad DIR: before any run)
+    results = load(args.out, settings, base["bo"], metrics)
     if not args.report_only:
         run_all(args, base, settings, results)
     table = markdown(results, args)
+    if against:
+        table += "\n\n" + against_markdown(results, *against, args)
     print(table)
     (args.out / "compare_optimizers.md").write_text(table + "\n")
     plot(results, args, args.out / "compare_optimizers.png")
@@ -184,6 +194,29 @@ def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaul
     return results
 
 
+def load_against(out: Path, settings: dict, metrics: dict[str, str]) -> tuple[dict[tuple[str, str], list[dict]],
+                                                                                list[str]]:
+    """Every run saved under ``out`` that is scored with the metric in ``metrics`` (task -> metric), and
+    how its generator and projection settings differ from ``settings``; exits naming the file if its runs
+    had another budget or splits (then no (task, seed) pair is comparable)."""
+    path = out / "compare_optimizers.json"
+    if not path.exists():
+        raise SystemExit(f"--against {out}: no {path.name} there")
+    saved = json.loads(path.read_text())
+    theirs = saved["settings"]
+    other = [f"{k} {theirs.get(k)} (here {v})" for k, v in settings.items()
+             if k not in ("generator", "projection") and theirs.get(k) != v]
+    if other:
+        raise SystemExit(f"{path}: its runs had another budget or splits: {', '.join(other)}")
+    differ = [f"{section}.{k}: {theirs[section].get(k)} there, {settings[section].get(k)} here"
+              for section in ("generator", "projection")
+              for k in sorted(set(settings[section]) | set(theirs[section]))
+              if theirs[section].get(k) != settings[section].get(k)]
+    runs = {(key.split("/")[0], key.split("/")[1]): [r for r in rs if r["metric"] == metrics.get(key.split("/")[0])]
+            for key, rs in saved["runs"].items()}
+    return runs, differ
+
+
 def save(results: dict[tuple[str, str], list[dict]], settings: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     runs = {f"{t}/{m}": rs for (t, m), rs in results.items()}
@@ -197,13 +230,22 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {std:.3f}" + (f" (n={len(values)})" if len(values) < 3 else "")
 
 
-def _paired(results: dict[tuple[str, str], list[dict]], tasks: list[str], method: str) -> str:
-    """InstructZero's wins / ties / losses against ``method`` on test score, per (task, seed), and
-    the mean paired difference with its standard error."""
-    diffs = []
+def _pairs(results: dict[tuple[str, str], list[dict]], tasks: list[str], method: str,
+           baselines: dict[tuple[str, str], list[dict]] | None = None) -> list[tuple[float, float]]:
+    """(InstructZero's, ``method``'s) test scores on every (task, seed) both ran, ``method``'s runs taken
+    from ``baselines`` (by default from ``results``)."""
+    theirs = results if baselines is None else baselines
+    pairs = []
     for task in tasks:
         ours = {r["seed"]: r["test"] for r in results.get((task, "instructzero"), [])}
-        diffs += [ours[r["seed"]] - r["test"] for r in results.get((task, method), []) if r["seed"] in ours]
+        pairs += [(ours[r["seed"]], r["test"]) for r in theirs.get((task, method), []) if r["seed"] in ours]
+    return pairs
+
+
+def _paired(pairs: list[tuple[float, float]]) -> str:
+    """InstructZero's wins / ties / losses over ``pairs``, and the mean paired difference with its
+    standard error."""
+    diffs = [ours - theirs for ours, theirs in pairs]
     wins, losses = sum(d > 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)
     se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
     return f"{wins} / {len(diffs) - wins - losses} / {losses} | {statistics.mean(diffs):+.3f} ({se:.3f})"
@@ -239,7 +281,7 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
         runs = [r for t in args.tasks for r in results.get((t, m), []) if (t, r["seed"]) in every]
         if not runs:
             continue
-        paired = "- | -" if m == "instructzero" else _paired(results, args.tasks, m)
+        paired = "- | -" if m == "instructzero" else _paired(_pairs(results, args.tasks, m))
         lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | {paired} | "
                      f"{statistics.mean(r['val'] for r in runs):.3f} | "
                      f"{statistics.mean(r['distinct'] for r in runs):.1f} / "
@@ -247,6 +289,22 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
                      f"{statistics.mean(r['trials'] for r in runs):.0f} | "
                      f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
+    return "\n".join(lines)
+
+
+def against_markdown(results: dict[tuple[str, str], list[dict]], baselines: dict[tuple[str, str], list[dict]],
+                     differ: list[str], args: argparse.Namespace) -> str:
+    """InstructZero's runs here paired with every method's runs saved in ``args.against``."""
+    lines = [f"InstructZero here against the runs saved in {args.against} (their settings differ in: "
+             f"{'; '.join(differ) or 'nothing'}), on the (task, seed) pairs both ran:", "",
+             "| method there | pairs | its mean test score | InstructZero's here, same pairs | "
+             "InstructZero wins / ties / losses | InstructZero − method, paired mean (se) |",
+             "|---|---|---|---|---|---|"]
+    for m in METHODS:
+        pairs = _pairs(results, args.tasks, m, baselines)
+        if pairs:
+            lines.append(f"| {LABELS[m]} | {len(pairs)} | {statistics.mean(p[1] for p in pairs):.3f} | "
+                         f"{statistics.mean(p[0] for p in pairs):.3f} | {_paired(pairs)} |")
     return "\n".join(lines)
 
 

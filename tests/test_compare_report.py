@@ -1,0 +1,46 @@
+"""The comparison benchmark's report: pairing InstructZero's runs with runs saved in another folder."""
+
+import argparse
+import json
+
+import pytest
+
+from benchmarks.compare_optimizers import against_markdown, load_against
+
+SETTINGS = {"instructions": 20, "n_validation": 20, "max_trials": 200, "n_test": 40,
+            "generator": {"temperature": 0.5, "max_new_tokens": 48}, "projection": {"scale": 1.0}}
+
+
+def run(seed: int, test: float, metric: str = "paper") -> dict:
+    return {"seed": seed, "test": test, "metric": metric}
+
+
+def save_runs(path, settings: dict, runs: dict) -> None:
+    path.mkdir()
+    (path / "compare_optimizers.json").write_text(json.dumps({"settings": settings, "runs": runs}))
+
+
+def test_against_pairs_each_task_and_seed_with_the_other_folders_runs(tmp_path):
+    there = {**SETTINGS, "generator": {"temperature": 1.0, "max_new_tokens": 48}}
+    save_runs(tmp_path / "t1", there, {
+        "a/random": [run(0, 0.5), run(1, 0.2), run(2, 0.9)],  # seed 2: InstructZero has no run there
+        "b/random": [run(0, 0.3, metric="contains")],  # scored another way: not paired
+        "a/tpe": [run(0, 0.4)],
+    })
+    baselines, differ = load_against(tmp_path / "t1", SETTINGS, {"a": "paper", "b": "paper"})
+    assert differ == ["generator.temperature: 1.0 there, 0.5 here"]
+    ours = {("a", "instructzero"): [run(0, 0.5), run(1, 0.4)], ("b", "instructzero"): [run(0, 0.1)]}
+    args = argparse.Namespace(tasks=["a", "b"], against=tmp_path / "t1")
+    rows = {line.split(" | ")[0]: line for line in against_markdown(ours, baselines, differ, args).splitlines()
+            if line.startswith("| ") and "---" not in line}
+    assert rows["| Uniform"] == "| Uniform | 2 | 0.350 | 0.450 | 1 / 1 / 0 | +0.100 (0.100) |"
+    assert rows["| TPE"] == "| TPE | 1 | 0.400 | 0.500 | 1 / 0 / 0 | +0.100 (nan) |"
+    assert "| APE" not in rows  # no run there
+
+
+def test_against_a_folder_with_other_splits_is_refused_before_any_run(tmp_path):
+    save_runs(tmp_path / "other", {**SETTINGS, "n_test": 30}, {})
+    with pytest.raises(SystemExit, match=r"other/compare_optimizers.json.*n_test 30 \(here 40\)"):
+        load_against(tmp_path / "other", SETTINGS, {})
+    with pytest.raises(SystemExit, match="no compare_optimizers.json"):
+        load_against(tmp_path / "missing", SETTINGS, {})
