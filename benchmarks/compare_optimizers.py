@@ -212,8 +212,10 @@ def load_against(out: Path, settings: dict, metrics: dict[str, str]) -> tuple[di
               for section in ("generator", "projection")
               for k in sorted(set(settings[section]) | set(theirs[section]))
               if theirs[section].get(k) != settings[section].get(k)]
-    runs = {(key.split("/")[0], key.split("/")[1]): [r for r in rs if r["metric"] == metrics.get(key.split("/")[0])]
-            for key, rs in saved["runs"].items()}
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for key, saved_runs in saved["runs"].items():
+        task, method = key.split("/")
+        runs[task, method] = [r for r in saved_runs if r["metric"] == metrics.get(task)]
     return runs, differ
 
 
