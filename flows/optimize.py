@@ -213,10 +213,12 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                      repeats: set[str], held: int) -> tuple[list[optuna.Trial], list[str]]:
             """The batch after screening its new instructions and the pool's on the first ``bo.screen``
             validation examples (as many as the budget allows beside ``held`` calls in flight): the
-            trials repeating a scored instruction (``repeats``) and the best one's (a new trial on a
-            pool's z); the other trials are pruned (failed if not screened)."""
+            trials repeating a scored instruction (``repeats``) and the best new one's (a new trial on a
+            pool's z); the other trials are pruned (failed if not screened). One this worker screened
+            before is not screened again: it lost then, and its trial is pruned with those scores."""
             nonlocal usage
-            new = list(dict.fromkeys(v for v in [*instructions, *pooled.values()] if v not in repeats))
+            new = list(dict.fromkeys(v for v in [*instructions, *pooled.values()]
+                                     if v not in repeats and v not in screenings))
             used = spent_by_everyone()
             fits = budget.affordable(used, screen, len(new), beside=held + n_val)  # (room for the finalist)
             if new and not fits:
@@ -228,11 +230,12 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             if scored:
                 usage = usage + scored.stats
                 count_screened(study, worker, fits)
+                screenings.update((v, e) for v, e in results.items() if e is not None)
             best, kept = finalist(results), []
             for t, v in zip(trials, instructions, strict=True):
                 if v in repeats or v == best:
                     kept.append((t, v))
-                elif (evaluation := results.get(v)) is not None:
+                elif (evaluation := screenings.get(v)) is not None:
                     prune(study, t, evaluation)
                 else:  # not screened (the budget) or its calls failed
                     fail(study, [t])
@@ -248,6 +251,7 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
             made = iter(propose([trials[i] for i in fresh], [z[i] for i in fresh]) if fresh else [])
             return [pooled[tuple(point)] if tuple(point) in pooled else next(made) for point in z]
 
+        screenings: dict[str, Evaluation] = {}  # what this worker screened: a repeat is not screened again
         scoring: Scoring | None = None
         while True:
             asked = None
