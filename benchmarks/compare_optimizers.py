@@ -177,20 +177,31 @@ def task_metric(task: str, args: argparse.Namespace) -> str:
     return "contains" if task in args.contains else args.metric
 
 
+def saved_runs(out: Path, metrics: dict[str, str]) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
+    """The settings and the runs saved under ``out`` (None and none if nothing is), each task's runs
+    only those scored with the metric in ``metrics`` (task -> metric)."""
+    path = out / "compare_optimizers.json"
+    if not path.exists():
+        return None, {}
+    saved = json.loads(path.read_text())
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for key, rs in saved["runs"].items():
+        task, method = key.split("/")
+        runs[task, method] = [r for r in rs if r["metric"] == metrics.get(task)]
+    return saved["settings"], runs
+
+
 def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaultdict[tuple[str, str], list[dict]]:
     """Runs saved by an earlier invocation with the same settings (none otherwise), each
     method's only while it was run with its knobs as they are in ``bo`` now, and each task's only
     while it is scored with the metric in ``metrics`` (task -> metric)."""
     results: defaultdict[tuple[str, str], list[dict]] = defaultdict(list)
-    path = out / "compare_optimizers.json"
-    saved = json.loads(path.read_text()) if path.exists() else {}
-    if saved.get("settings") == settings:
-        for key, runs in saved["runs"].items():
-            task, method = key.split("/")
+    theirs, runs = saved_runs(out, metrics)
+    if theirs == settings:
+        for (task, method), rs in runs.items():
             knobs = method_knobs(method, bo)
-            results[task, method] = [r for r in runs if knobs == {k: (r.get("knobs") or {}).get(k, KNOB_DEFAULTS.get(k))
-                                                                  for k in knobs}
-                                     and r["metric"] == metrics.get(task)]
+            results[task, method] = [r for r in rs if knobs == {k: (r.get("knobs") or {}).get(k, KNOB_DEFAULTS.get(k))
+                                                                for k in knobs}]
     return results
 
 
@@ -199,23 +210,18 @@ def load_against(out: Path, settings: dict, metrics: dict[str, str]) -> tuple[di
     """Every run saved under ``out`` that is scored with the metric in ``metrics`` (task -> metric), and
     how its generator and projection settings differ from ``settings``; exits naming the file if its runs
     had another budget or splits (then no (task, seed) pair is comparable)."""
-    path = out / "compare_optimizers.json"
-    if not path.exists():
-        raise SystemExit(f"--against {out}: no {path.name} there")
-    saved = json.loads(path.read_text())
-    theirs = saved["settings"]
+    theirs, runs = saved_runs(out, metrics)
+    if theirs is None:
+        raise SystemExit(f"--against {out}: no compare_optimizers.json there")
     other = [f"{k} {theirs.get(k)} (here {v})" for k, v in settings.items()
              if k not in ("generator", "projection") and theirs.get(k) != v]
     if other:
-        raise SystemExit(f"{path}: its runs had another budget or splits: {', '.join(other)}")
+        raise SystemExit(f"{out / 'compare_optimizers.json'}: its runs had another budget or splits: "
+                         f"{', '.join(other)}")
     differ = [f"{section}.{k}: {theirs[section].get(k)} there, {settings[section].get(k)} here"
               for section in ("generator", "projection")
               for k in sorted(set(settings[section]) | set(theirs[section]))
               if theirs[section].get(k) != settings[section].get(k)]
-    runs: dict[tuple[str, str], list[dict]] = {}
-    for key, saved_runs in saved["runs"].items():
-        task, method = key.split("/")
-        runs[task, method] = [r for r in saved_runs if r["metric"] == metrics.get(task)]
     return runs, differ
 
 
