@@ -44,6 +44,7 @@ from tasks.generator import generate, load_generator, make_prompt, proposer, set
 from tasks.study import (
     ask,
     best_evaluations,
+    close_unwritten,
     count_screened,
     enqueue,
     fail,
@@ -120,9 +121,9 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     complete trials, or the budget is spent. While a batch is scored (in the background), the
     next one is asked (the scored one pending) and generated; its scoring starts as soon as the
     scored one is told (logging it comes after), so the black box waits only for the tell. A z
-    that repeats a scored instruction is told its score for free; a batch shrinks to what the
-    budget still allows. With several workers, a worker's batches grow from 1 trial and shrink at
-    the end so that all finish together (``next_batch``).
+    that repeats a scored instruction is told its score for free, one that writes none 0 (also
+    free); a batch shrinks to what the budget still allows. With several workers, a worker's
+    batches grow from 1 trial and shrink at the end so that all finish together (``next_batch``).
     With ``bo.pool``, each batch first generates that many random z more, and those writing a new
     instruction that names one of the exemplars' answers take the batch's first trials.
     With ``bo.screen``, the batch's new instructions and the pool's are scored on that many
@@ -272,7 +273,11 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                 hold([*(scoring.trials if scoring else []), *trials])  # alive (a shared study's heartbeat)
                 if trials:
                     with clock("generator"):
-                        asked = trials, written(trials, z, {} if screen else pooled)
+                        instructions = written(trials, z, {} if screen else pooled)
+                    kept = close_unwritten(study, trials, instructions)
+                    if unwritten := len(trials) - len(kept[0]):
+                        logger.info("%d of %d trials' z wrote no instruction: told 0, no call", unwritten, len(trials))
+                    asked = kept if kept[0] else None
                 if screen:
                     with clock("screen"):
                         kept = screened(*(asked or ([], [])), pooled, {*known, *in_flight},
@@ -321,6 +326,7 @@ def finish(params: Params, study: optuna.Study, run_id: str, name: str, workspac
         "best_val_score": top[0].mean,
         "n_trials": len(records),
         "n_distinct_instructions": len(known_evaluations(study)),
+        "n_empty_instructions": sum(not r["instruction"] for r in records),  # told 0, not scored
         "n_screened_instructions": n_screened(study),
         "stopped_by_budget": int(bool(study.user_attrs.get(BUDGET_ATTR))),
         **{f"blackbox_{k}": v for k, v in usage.as_dict().items()},

@@ -224,6 +224,22 @@ def settle(
             fail_and_retry(study, trial)
 
 
+def close_unwritten(
+    study: optuna.Study, trials: list[optuna.Trial], instructions: list[str]
+) -> tuple[list[optuna.Trial], list[str]]:
+    """Tell each trial whose z wrote no instruction (``""``) the floor score, 0, without a call:
+    there is nothing to run, and it is no candidate (no instruction attribute), yet the sampler
+    learns to leave its z and it counts against ``bo.n_trials``. Returns the other trials and
+    their instructions."""
+    kept = []
+    for trial, instruction in zip(trials, instructions, strict=True):
+        if instruction:
+            kept.append((trial, instruction))
+        else:
+            study.tell(trial, 0.0)
+    return [t for t, _ in kept], [v for _, v in kept]
+
+
 def prune(study: optuna.Study, trial: optuna.Trial, screened: Evaluation) -> None:
     """Close a trial whose instruction lost the screening: its score on the screened examples
     is its last intermediate value."""

@@ -127,6 +127,33 @@ def test_the_budget_is_distinct_instructions_and_repeats_cost_no_call(workdir, p
     assert opt["blackbox_calls"] == len(server.requests) == 3 * 5 and opt["n_trials"] == len(trials) >= 3
 
 
+def test_a_z_that_writes_no_instruction_costs_no_call_and_is_no_candidate(workdir, prefect_harness, monkeypatch):
+    import flows.optimize
+    from tests.openai_stub import stub_server
+
+    real = flows.optimize.proposer
+
+    def blanking(*args, **kwargs):  # the generator writes nothing for odd-numbered trials
+        propose = real(*args, **kwargs)
+        return lambda trials, z: ["" if t.number % 2 else v for t, v in zip(trials, propose(trials, z), strict=True)]
+
+    monkeypatch.setattr(flows.optimize, "proposer", blanking)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with stub_server(lambda p: "x") as server:
+        (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
+            blackbox={"base_url": server.base_url, "model": "stub"}, bo={"n_instructions": 3, "n_trials": 40})))
+        prepare()
+        optimize()
+    opt = json.loads((workdir / "metrics/optimize.json").read_text())
+    trials = json.loads((workdir / "outputs/trials.json").read_text())
+    empty = [t for t in trials if not t["instruction"]]
+    assert empty and all(t["number"] % 2 and t["val_score"] == 0.0 and not t["outputs"] for t in empty)
+    assert opt["n_empty_instructions"] == len(empty) and opt["n_distinct_instructions"] == 3
+    assert opt["blackbox_calls"] == len(server.requests) == 3 * 5  # nothing paid for the empty ones
+    candidates = json.loads((workdir / "outputs/candidates.json").read_text())
+    assert len(candidates) == 3 and all(c["instruction"] for c in candidates)
+
+
 def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_model, prefect_harness, monkeypatch):
     """No step changes the working directory: two whole runs in two threads at once, each in its
     own workspace, write only there (and the current directory stays empty)."""

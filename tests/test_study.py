@@ -7,6 +7,7 @@ import optuna
 from components.blackbox import CallStats, Evaluation
 from tasks.study import (
     ask,
+    close_unwritten,
     fail_and_retry,
     known_evaluations,
     n_running,
@@ -15,6 +16,7 @@ from tasks.study import (
     spent,
     spent_by_all,
     tell,
+    trial_records,
     trial_seed,
     trim,
 )
@@ -30,6 +32,18 @@ def test_a_retried_trial_gets_the_same_z_and_seed_as_the_one_it_retries():
     assert retried_z == [z[1]] and trial_seed(retry, 7) == trial_seed(second, 7)
     assert retry.number != second.number
     assert [t.state for t in study.trials[:2]] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+
+
+def test_a_trial_whose_z_wrote_no_instruction_is_told_0_and_is_no_candidate():
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    trials, _ = ask(study, 3, 2)
+    kept, instructions = close_unwritten(study, trials, ["Say yes.", "", "Say no."])
+    assert [t.number for t in kept] == [trials[0].number, trials[2].number] and instructions == ["Say yes.", "Say no."]
+    assert study.trials[1].state == optuna.trial.TrialState.COMPLETE and study.trials[1].value == 0.0
+    assert n_running(study) == 2 and known_evaluations(study) == {}
+    tell(study, kept[0], Evaluation("Say yes.", ("yes",), (1.0,)))
+    assert list(known_evaluations(study)) == ["Say yes."]
+    assert [(r["instruction"], r["val_score"]) for r in trial_records(study)] == [("Say yes.", 1.0), ("", 0.0)]
 
 
 def test_a_shared_study_fails_only_trials_whose_worker_stopped_beating(tmp_path):
