@@ -96,7 +96,7 @@ def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
     return {"test": test["best_test_score"], "val": test["best_val_score"],
             "empty": test["empty_instruction_test_score"], "hand": hand.mean if hand else None,
             "trials": opt["n_trials"], "distinct": opt["n_distinct_instructions"],
-            "screened": opt["n_screened_instructions"],
+            "screened": opt["n_screened_instructions"], "unwritten": opt["n_empty_instructions"],
             "calls": opt["blackbox_calls"], "seconds": seconds, "instruction": test["best_instruction"]}
 
 
