@@ -192,16 +192,19 @@ def saved_runs(out: Path, metrics: dict[str, str]) -> tuple[dict | None, dict[tu
 
 
 def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaultdict[tuple[str, str], list[dict]]:
-    """Runs saved by an earlier invocation with the same settings (none otherwise), each
-    method's only while it was run with its knobs as they are in ``bo`` now, and each task's only
-    while it is scored with the metric in ``metrics`` (task -> metric)."""
+    """Runs saved by an earlier invocation, each method's only while it was run with its knobs as
+    they are in ``bo`` now, and each task's only while it is scored with the metric in ``metrics``
+    (task -> metric); exits naming the file if they had other settings (before any run)."""
     results: defaultdict[tuple[str, str], list[dict]] = defaultdict(list)
     theirs, runs = saved_runs(out, metrics)
-    if theirs == settings:
-        for (task, method), rs in runs.items():
-            knobs = method_knobs(method, bo)
-            results[task, method] = [r for r in rs if knobs == {k: (r.get("knobs") or {}).get(k, KNOB_DEFAULTS.get(k))
-                                                                for k in knobs}]
+    if theirs is not None and theirs != settings:
+        changed = ", ".join(k for k in settings if theirs.get(k) != settings[k])
+        raise SystemExit(f"{out / 'compare_optimizers.json'}: its runs had other settings ({changed}): run with "
+                         "theirs (params.yaml, the flags) or use another --out")
+    for (task, method), rs in runs.items():
+        knobs = method_knobs(method, bo)
+        results[task, method] = [r for r in rs if knobs == {k: (r.get("knobs") or {}).get(k, KNOB_DEFAULTS.get(k))
+                                                            for k in knobs}]
     return results
 
 
@@ -226,9 +229,17 @@ def load_against(out: Path, settings: dict, metrics: dict[str, str]) -> tuple[di
 
 
 def save(results: dict[tuple[str, str], list[dict]], settings: dict, out: Path) -> None:
+    """``results`` added to the runs saved under ``out`` (those :func:`load` left out, run with other
+    knobs or metrics, are kept)."""
+    path = out / "compare_optimizers.json"
+    runs = json.loads(path.read_text())["runs"] if path.exists() else {}
+    for (task, method), rs in results.items():
+        saved = runs.setdefault(f"{task}/{method}", [])
+        saved += [r for r in rs if r not in saved]
     out.mkdir(parents=True, exist_ok=True)
-    runs = {f"{t}/{m}": rs for (t, m), rs in results.items()}
-    (out / "compare_optimizers.json").write_text(json.dumps({"settings": settings, "runs": runs}, indent=2) + "\n")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"settings": settings, "runs": runs}, indent=2) + "\n")
+    partial.replace(path)
 
 
 def _mean_std(values: list[float]) -> str:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks.compare_optimizers import against_markdown, load_against
+from benchmarks.compare_optimizers import against_markdown, load, load_against, save
 
 SETTINGS = {"instructions": 20, "n_validation": 20, "max_trials": 200, "n_test": 40,
             "generator": {"temperature": 0.5, "max_new_tokens": 48}, "projection": {"scale": 1.0}}
@@ -44,3 +44,19 @@ def test_against_a_folder_with_other_splits_is_refused_before_any_run(tmp_path):
         load_against(tmp_path / "other", SETTINGS, {})
     with pytest.raises(SystemExit, match="no compare_optimizers.json"):
         load_against(tmp_path / "missing", SETTINGS, {})
+
+
+def test_saving_keeps_the_runs_loading_left_out_and_other_settings_are_refused(tmp_path):
+    bo = {"pool": 16, "screen": 0}
+    kept_out = {"seed": 0, "test": 0.3, "metric": "paper", "knobs": {"pool": 0, "screen": 0}}  # not loaded
+    save_runs(tmp_path / "out", SETTINGS, {"a/random_pool": [kept_out, {**kept_out, "knobs": bo}],
+                                           "b/random": [run(0, 0.2, metric="contains")]})
+    results = load(tmp_path / "out", SETTINGS, bo, {"a": "paper", "b": "paper"})
+    assert results["a", "random_pool"] == [{**kept_out, "knobs": bo}] and results["b", "random"] == []
+    results["a", "random_pool"].append({"seed": 1, "test": 0.4, "metric": "paper", "knobs": bo})
+    save(results, SETTINGS, tmp_path / "out")
+    runs = json.loads((tmp_path / "out" / "compare_optimizers.json").read_text())["runs"]
+    assert [r["seed"] for r in runs["a/random_pool"]] == [0, 0, 1] and runs["a/random_pool"][0] == kept_out
+    assert runs["b/random"] == [run(0, 0.2, metric="contains")]
+    with pytest.raises(SystemExit, match=r"out/compare_optimizers.json: its runs had other settings \(generator\)"):
+        load(tmp_path / "out", {**SETTINGS, "generator": {"temperature": 1.0, "max_new_tokens": 48}}, bo, {})
