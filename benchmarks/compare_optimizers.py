@@ -52,6 +52,7 @@ METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
           "random_pool": "Uniform + pool/screen"}
 KNOB_DEFAULTS = {"screen": 0, "lengthscale": 0.5}  # knobs added later: runs saved before them ran at these
+SAVED = "compare_optimizers.json"  # the runs, under --out
 POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool and bo.screen (without the GP)
 
 
@@ -180,7 +181,7 @@ def task_metric(task: str, args: argparse.Namespace) -> str:
 def saved_runs(out: Path, metrics: dict[str, str]) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
     """The settings and the runs saved under ``out`` (None and none if nothing is), each task's runs
     only those scored with the metric in ``metrics`` (task -> metric)."""
-    path = out / "compare_optimizers.json"
+    path = out / SAVED
     if not path.exists():
         return None, {}
     saved = json.loads(path.read_text())
@@ -199,7 +200,7 @@ def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaul
     theirs, runs = saved_runs(out, metrics)
     if theirs is not None and theirs != settings:
         changed = ", ".join(k for k in settings if theirs.get(k) != settings[k])
-        raise SystemExit(f"{out / 'compare_optimizers.json'}: its runs had other settings ({changed}): run with "
+        raise SystemExit(f"{out / SAVED}: its runs had other settings ({changed}): run with "
                          "theirs (params.yaml, the flags) or use another --out")
     for (task, method), rs in runs.items():
         knobs = method_knobs(method, bo)
@@ -215,11 +216,11 @@ def load_against(out: Path, settings: dict, metrics: dict[str, str]) -> tuple[di
     had another budget or splits (then no (task, seed) pair is comparable)."""
     theirs, runs = saved_runs(out, metrics)
     if theirs is None:
-        raise SystemExit(f"--against {out}: no compare_optimizers.json there")
+        raise SystemExit(f"--against {out}: no {SAVED} there")
     other = [f"{k} {theirs.get(k)} (here {v})" for k, v in settings.items()
              if k not in ("generator", "projection") and theirs.get(k) != v]
     if other:
-        raise SystemExit(f"{out / 'compare_optimizers.json'}: its runs had another budget or splits: "
+        raise SystemExit(f"{out / SAVED}: its runs had another budget or splits: "
                          f"{', '.join(other)}")
     differ = [f"{section}.{k}: {theirs[section].get(k)} there, {settings[section].get(k)} here"
               for section in ("generator", "projection")
@@ -231,7 +232,7 @@ def load_against(out: Path, settings: dict, metrics: dict[str, str]) -> tuple[di
 def save(results: dict[tuple[str, str], list[dict]], settings: dict, out: Path) -> None:
     """``results`` added to the runs saved under ``out`` (those :func:`load` left out, run with other
     knobs or metrics, are kept)."""
-    path = out / "compare_optimizers.json"
+    path = out / SAVED
     runs = json.loads(path.read_text())["runs"] if path.exists() else {}
     for (task, method), rs in results.items():
         saved = runs.setdefault(f"{task}/{method}", [])
