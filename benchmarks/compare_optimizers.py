@@ -46,6 +46,7 @@ from flows.optimize import optimize
 from flows.prepare import prepare
 from flows.settings import Workspace
 from tasks.data import read_split
+from tasks.files import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
@@ -237,10 +238,7 @@ def save(results: dict[tuple[str, str], list[dict]], settings: dict, out: Path) 
     for (task, method), rs in results.items():
         saved = runs.setdefault(f"{task}/{method}", [])
         saved += [r for r in rs if r not in saved]
-    out.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps({"settings": settings, "runs": runs}, indent=2) + "\n")
-    partial.replace(path)
+    write_json(path, {"settings": settings, "runs": runs})
 
 
 def _mean_std(values: list[float]) -> str:
