@@ -46,7 +46,7 @@ from flows.optimize import optimize
 from flows.prepare import prepare
 from flows.settings import Workspace
 from tasks.data import read_split
-from tasks.files import write_json
+from tasks.files import read_json, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
@@ -92,7 +92,7 @@ def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
     optimize(workspace)
     test = evaluate_test(workspace)
     seconds = time.perf_counter() - start
-    opt = json.loads((workspace.metrics / "optimize.json").read_text())
+    opt = read_json(workspace.metrics / "optimize.json")
     split, metric = read_split(workspace.prepared)
     hand = evaluate_instructions(blackbox, [HANDWRITTEN[params["data"]["task"]]], split.test, metric).evaluations[0]
     return {"test": test["best_test_score"], "val": test["best_val_score"],
@@ -185,7 +185,7 @@ def saved_runs(out: Path, metrics: dict[str, str]) -> tuple[dict | None, dict[tu
     path = out / SAVED
     if not path.exists():
         return None, {}
-    saved = json.loads(path.read_text())
+    saved = read_json(path)
     runs: dict[tuple[str, str], list[dict]] = {}
     for key, rs in saved["runs"].items():
         task, method = key.split("/")
@@ -234,7 +234,7 @@ def save(results: dict[tuple[str, str], list[dict]], settings: dict, out: Path) 
     """``results`` added to the runs saved under ``out`` (those :func:`load` left out, run with other
     knobs or metrics, are kept)."""
     path = out / SAVED
-    runs = json.loads(path.read_text())["runs"] if path.exists() else {}
+    runs = read_json(path)["runs"] if path.exists() else {}
     for (task, method), rs in results.items():
         saved = runs.setdefault(f"{task}/{method}", [])
         saved += [r for r in rs if r not in saved]
