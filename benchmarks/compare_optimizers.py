@@ -25,7 +25,7 @@ the settings in which the two differ.
 from __future__ import annotations
 
 import argparse
-import json
+import copy
 import os
 import statistics
 import sys
@@ -154,7 +154,7 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                         continue
                     workdir = Path(tmp) / f"{task}-{seed}-{method}"
                     workdir.mkdir()
-                    params = json.loads(json.dumps(base))
+                    params = copy.deepcopy(base)
                     params["generator"]["model"] = model
                     metric = task_metric(task, args)
                     params["data"].update(**data_params(task), metric=None if metric == "paper" else metric,
