@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
           "random_pool": "Uniform + pool/screen"}
-KNOB_DEFAULTS = {"screen": 0, "lengthscale": 0.5}  # knobs added later: runs saved before them ran at these
+KNOB_DEFAULTS = {"screen": 0, "lengthscale": 0.5, "pool_share": 1.0}  # added later: runs saved before ran at these
 SAVED = "compare_optimizers.json"  # the runs, under --out
 POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool and bo.screen (without the GP)
 
@@ -60,8 +60,8 @@ POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool a
 def method_knobs(method: str, bo: dict) -> dict:
     """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
     if method == "instructzero":
-        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool", "screen", "lengthscale")}
-    return {k: bo[k] for k in ("pool", "screen")} if method in POOLED else {}
+        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool", "pool_share", "screen", "lengthscale")}
+    return {k: bo[k] for k in ("pool", "pool_share", "screen")} if method in POOLED else {}
 
 
 def method_bo(method: str, bo: dict) -> dict:

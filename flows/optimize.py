@@ -9,6 +9,7 @@ flow waits for them and writes the same outputs as one process would.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -125,7 +126,8 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
     free); a batch shrinks to what the budget still allows. With several workers, a worker's
     batches grow from 1 trial and shrink at the end so that all finish together (``next_batch``).
     With ``bo.pool``, each batch first generates that many random z more, and those writing a new
-    instruction that names one of the exemplars' answers take the batch's first trials.
+    instruction that names one of the exemplars' answers take the batch's first trials (at most
+    ``bo.pool_share`` of them, rounded up; the sampler proposes the rest).
     With ``bo.screen``, the batch's new instructions and the pool's are scored on that many
     validation examples first and only the best goes on to all of them (a pool's on a new
     trial); the other trials are pruned. The run then spends ``bo.n_instructions`` x
@@ -265,7 +267,7 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                 in_flight = scoring.instructions if scoring else []
                 if labels or (screen and params.bo.pool):
                     with clock("generator"):
-                        pooled = draw_pool(n, [*known, *in_flight])
+                        pooled = draw_pool(math.ceil(params.bo.pool_share * n), [*known, *in_flight])
                     if not screen:
                         enqueue(study, [list(point) for point in pooled])
                 with clock("bo"):

@@ -47,12 +47,14 @@ def test_against_a_folder_with_other_splits_is_refused_before_any_run(tmp_path):
 
 
 def test_saving_keeps_the_runs_loading_left_out_and_other_settings_are_refused(tmp_path):
-    bo = {"pool": 16, "screen": 0}
+    bo = {"pool": 16, "pool_share": 1.0, "screen": 0}
     kept_out = {"seed": 0, "test": 0.3, "metric": "paper", "knobs": {"pool": 0, "screen": 0}}  # not loaded
-    save_runs(tmp_path / "out", SETTINGS, {"a/random_pool": [kept_out, {**kept_out, "knobs": bo}],
+    before_share = {**kept_out, "knobs": {"pool": 16, "screen": 0}}  # saved before bo.pool_share: ran at 1.0
+    save_runs(tmp_path / "out", SETTINGS, {"a/random_pool": [kept_out, before_share],
                                            "b/random": [run(0, 0.2, metric="contains")]})
     results = load(tmp_path / "out", SETTINGS, bo, {"a": "paper", "b": "paper"})
-    assert results["a", "random_pool"] == [{**kept_out, "knobs": bo}] and results["b", "random"] == []
+    assert results["a", "random_pool"] == [before_share] and results["b", "random"] == []
+    assert load(tmp_path / "out", SETTINGS, {**bo, "pool_share": 0.5}, {"a": "paper"})["a", "random_pool"] == []
     results["a", "random_pool"].append({"seed": 1, "test": 0.4, "metric": "paper", "knobs": bo})
     save(results, SETTINGS, tmp_path / "out")
     runs = json.loads((tmp_path / "out" / "compare_optimizers.json").read_text())["runs"]

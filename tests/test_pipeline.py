@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections import Counter
 
 import optuna
 import psutil
@@ -190,7 +191,7 @@ def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_m
     assert list(elsewhere.iterdir()) == []
 
 
-def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own_z_writes_them(
+def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own_z_writes_them_up_to_its_share(
         workdir, prefect_harness, monkeypatch):
     from components.generator import load_generator
     from components.pool import answer_labels, names_an_answer
@@ -203,7 +204,7 @@ def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own
     with stub_server(lambda p: "positive") as server:
         (workdir / "params.yaml").write_text(yaml.safe_dump(small_params(
             data={"task": "word_sentiment"}, blackbox={"base_url": server.base_url, "model": "stub"},
-            bo={"pool": 16, "n_trials": 12})))
+            bo={"pool": 16, "pool_share": 0.5, "batch_size": 4, "n_instructions": 8, "n_trials": 12})))
         prepare()
         optimize()
     split = read_split(workdir / "data/prepared")[0]
@@ -211,6 +212,11 @@ def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own
     trials = json.loads((workdir / "outputs/trials.json").read_text())
     named = [t for t in trials if names_an_answer(t["instruction"], labels)]
     assert labels and trials[0] in named, "the pool's instructions naming an answer are scored first"
+    study = optuna.load_study(study_name=study_name(load_params(workdir / "params.yaml")),
+                              storage=f"sqlite:///{workdir / 'outputs/optuna.db'}")
+    pooled = Counter(t.number // 4 for t in study.trials if "fixed_params" in t.system_attrs)  # (enqueued z)
+    assert pooled[0] == 2 and max(pooled.values()) == 2, \
+        "half of each batch of 4 from the pool (about half of word_sentiment's instructions name an answer)"
     params = load_params(workdir / "params.yaml")
     model, tokenizer = load_generator(params.generator.model)
     prompt = make_prompt.fn(tokenizer, params.generator, split.exemplars)
