@@ -128,7 +128,7 @@ class BOParams(_Section):
     lengthscale: float = Field(0.5, gt=0, le=2)  # instructzero: the prior mean of the GP's lengthscales on z
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
     pool: int = Field(0, ge=0, le=4096)  # extra random z generated per batch: new ones naming an answer go first
-    pool_share: float = Field(1.0, gt=0, le=1)  # the most of a batch (rounded up) the pool's picks take
+    pool_share: float = Field(1.0, gt=0, le=1)  # the most of a batch (rounded up) the pool's picks take (no screen)
     screen: int = Field(0, ge=0, le=1000)  # > 0: a batch's new instructions (and the pool's) scored on this many
     # validation examples first; only the best goes on to all of them (the others are pruned)
     seed: int = Field(0, ge=0, le=2**32 - 1)

@@ -267,7 +267,8 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                 in_flight = scoring.instructions if scoring else []
                 if labels or (screen and params.bo.pool):
                     with clock("generator"):
-                        pooled = draw_pool(math.ceil(params.bo.pool_share * n), [*known, *in_flight])
+                        share = math.ceil(round(params.bo.pool_share * n, 9))  # (0.3 x 10 is 3.0000000000000004)
+                        pooled = draw_pool(share, [*known, *in_flight])
                     if not screen:
                         enqueue(study, [list(point) for point in pooled])
                 with clock("bo"):
