@@ -14,6 +14,7 @@ validation examples and only the best is scored on all (benchmarks/results/pool_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from components.blackbox import Evaluation
@@ -45,6 +46,12 @@ def rank_candidates(candidates: Sequence[str], labels: Sequence[str], exclude: I
     seen = set(exclude)
     fresh = [v for v in dict.fromkeys(candidates) if v and v not in seen]
     return sorted(fresh, key=lambda v: not names_an_answer(v, labels))
+
+
+def pool_quota(batch: int, share: float) -> int:
+    """How many of a batch of ``batch`` trials the pool's picks may take: ``share`` of it, rounded
+    up (after rounding away float error: 0.3 x 10 is 3.0000000000000004, which is 3)."""
+    return math.ceil(round(share * batch, 9))
 
 
 def named_picks(

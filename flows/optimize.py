@@ -9,7 +9,6 @@ flow waits for them and writes the same outputs as one process would.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from components.blackbox import CallStats, Evaluation, Scored
 from components.budget import Budget, next_batch
 from components.errors import BudgetError
 from components.params import Params
-from components.pool import answer_labels, finalist, named_picks
+from components.pool import answer_labels, finalist, named_picks, pool_quota
 from flows.settings import (
     HERE,
     Workspace,
@@ -267,8 +266,7 @@ def search(params: Params, study: optuna.Study, worker: str, workspace: Workspac
                 in_flight = scoring.instructions if scoring else []
                 if labels or (screen and params.bo.pool):
                     with clock("generator"):
-                        share = math.ceil(round(params.bo.pool_share * n, 9))  # (0.3 x 10 is 3.0000000000000004)
-                        pooled = draw_pool(share, [*known, *in_flight])
+                        pooled = draw_pool(pool_quota(n, params.bo.pool_share), [*known, *in_flight])
                     if not screen:
                         enqueue(study, [list(point) for point in pooled])
                 with clock("bo"):

@@ -212,12 +212,11 @@ def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own
     trials = json.loads((workdir / "outputs/trials.json").read_text())
     named = [t for t in trials if names_an_answer(t["instruction"], labels)]
     assert labels and trials[0] in named, "the pool's instructions naming an answer are scored first"
-    study = optuna.load_study(study_name=study_name(load_params(workdir / "params.yaml")),
-                              storage=f"sqlite:///{workdir / 'outputs/optuna.db'}")
+    params = load_params(workdir / "params.yaml")
+    study = optuna.load_study(study_name=study_name(params), storage=f"sqlite:///{workdir / 'outputs/optuna.db'}")
     pooled = Counter(t.number // 4 for t in study.trials if "fixed_params" in t.system_attrs)  # (enqueued z)
     assert pooled[0] == 2 and max(pooled.values()) == 2, \
         "half of each batch of 4 from the pool (about half of word_sentiment's instructions name an answer)"
-    params = load_params(workdir / "params.yaml")
     model, tokenizer = load_generator(params.generator.model)
     prompt = make_prompt.fn(tokenizer, params.generator, split.exemplars)
     again = generate.fn(model, tokenizer, prompt, Projection.load(workdir / "outputs/projection.pt"),

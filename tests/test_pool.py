@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components.blackbox import Evaluation
 from components.data import Example
-from components.pool import answer_labels, finalist, named_picks, names_an_answer, rank_candidates
+from components.pool import answer_labels, finalist, named_picks, names_an_answer, pool_quota, rank_candidates
 
 
 def _exemplars(*answers: str) -> list[Example]:
@@ -52,3 +52,8 @@ def test_the_finalist_is_the_best_screened_the_earliest_on_ties_never_one_whose_
 def test_ranking_keeps_the_pools_order_within_each_group_and_drops_empty_and_known_ones():
     ranked = rank_candidates(["a", "", "Say yes.", "b", "Say no.", "a"], ("yes", "no"), exclude={"b"})
     assert ranked == ["Say yes.", "Say no.", "a"]
+
+
+def test_the_pools_quota_is_its_share_of_the_batch_rounded_up_without_float_error():
+    assert [pool_quota(4, 1.0), pool_quota(4, 0.5), pool_quota(4, 0.25), pool_quota(1, 0.5)] == [4, 2, 1, 1]
+    assert [pool_quota(10, 0.3), pool_quota(10, 0.7), pool_quota(10, 0.31)] == [3, 7, 4]
