@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import tempfile
 from functools import partial
@@ -33,7 +32,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import embedded_model, load, local_blackbox
+from benchmarks.tasks import embedded_model, load, local_blackbox, write_results
 from components.blackbox import BlackBox, evaluate_instructions
 from components.data import Split, split_task
 from components.generator import (
@@ -50,7 +49,6 @@ from components.projection import Projection
 from flows.settings import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def neighbours(centre: torch.Tensor, radius: float, m: int, seed: int) -> torch.Tensor:
@@ -128,11 +126,7 @@ def main() -> None:
                 print(f"{task} T={temperature:g} r={radius}: same {row['radii'][str(radius)]['same']} new mean "
                       f"{row['radii'][str(radius)]['new_mean']} (random {row['random_mean']:.3f})", flush=True)
             rows.append(row)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = markdown(rows, args)
-    (RESULTS / f"{args.out}.md").write_text(table + "\n")
-    print(table)
+    write_results(args.out, rows, markdown(rows, args))
 
 
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
