@@ -16,7 +16,8 @@ and params.yaml's generator and projection sections), it skips the runs already 
 method's own knobs as they are now (``method_knobs``: a changed one runs that method again).
 ``--against DIR`` adds a table pairing InstructZero's runs here with every method's runs saved in
 another --out (run with the same budget and splits, e.g. at another generator setting), and names
-the settings in which the two differ.
+the settings in which the two differ. ``--keep-trials`` keeps each new run's trials too (what the
+summaries cannot answer: where in z a run met its hits).
 
     .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment negation word_sentiment \
         first_word_letter antonyms --seeds 0 1 2
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -120,6 +122,9 @@ def main() -> None:
     parser.add_argument("--against", type=Path, metavar="DIR",
                         help="also pair InstructZero's runs here with every method's runs saved in DIR (another "
                              "--out, e.g. run at another generator setting; same budget and splits)")
+    parser.add_argument("--keep-trials", action="store_true",
+                        help="also keep each new run's trials (z, instruction, validation score, answers) as "
+                             "--out/trials/TASK-SEED-METHOD.json")
     args = parser.parse_args()
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -168,6 +173,10 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     r = {"seed": seed, "knobs": method_knobs(method, base["bo"]), "metric": metric,
                          **run_one(workdir, params, references)}
                     results[task, method].append(r)
+                    if args.keep_trials:
+                        keep = args.out / "trials" / f"{task}-{seed}-{method}.json"
+                        keep.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(Workspace(workdir).trials, keep)
                     save(results, settings, args.out)  # after every run: an interrupted benchmark keeps its results
                     print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, empty "
                           f"{r['empty']:.3f}, hand-written {r['hand']:.3f}) {r['distinct']} instructions in "
