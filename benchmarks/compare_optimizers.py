@@ -104,6 +104,15 @@ def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
             "calls": opt["blackbox_calls"], "seconds": seconds, "instruction": test["best_instruction"]}
 
 
+def keep_trials(workdir: Path, out: Path, name: str) -> Path:
+    """The trials of the run in ``workdir`` (z, instruction, score, answers) copied to
+    ``out``/trials/``name``.json."""
+    keep = out / "trials" / f"{name}.json"
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Workspace(workdir).trials, keep)
+    return keep
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", required=True, help="task names (benchmarks/tasks.py)")
@@ -174,9 +183,7 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                          **run_one(workdir, params, references)}
                     results[task, method].append(r)
                     if args.keep_trials:
-                        keep = args.out / "trials" / f"{task}-{seed}-{method}.json"
-                        keep.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(Workspace(workdir).trials, keep)
+                        keep_trials(workdir, args.out, f"{task}-{seed}-{method}")
                     save(results, settings, args.out)  # after every run: an interrupted benchmark keeps its results
                     print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, empty "
                           f"{r['empty']:.3f}, hand-written {r['hand']:.3f}) {r['distinct']} instructions in "

@@ -1,11 +1,12 @@
-"""The comparison benchmark's report: pairing InstructZero's runs with runs saved in another folder."""
+"""The comparison benchmark's report (InstructZero's runs paired with another folder's) and the trials it keeps."""
 
 import argparse
 import json
 
 import pytest
 
-from benchmarks.compare_optimizers import against_markdown, load, load_against, save
+from benchmarks.compare_optimizers import against_markdown, keep_trials, load, load_against, save
+from flows.settings import Workspace
 
 SETTINGS = {"instructions": 20, "n_validation": 20, "max_trials": 200, "n_test": 40,
             "generator": {"temperature": 0.5, "max_new_tokens": 48}, "projection": {"scale": 1.0}}
@@ -62,3 +63,12 @@ def test_saving_keeps_the_runs_loading_left_out_and_other_settings_are_refused(t
     assert runs["b/random"] == [run(0, 0.2, metric="contains")]
     with pytest.raises(SystemExit, match=r"out/compare_optimizers.json: its runs had other settings \(generator\)"):
         load(tmp_path / "out", {**SETTINGS, "generator": {"temperature": 1.0, "max_new_tokens": 48}}, bo, {})
+
+
+def test_kept_trials_are_the_runs_own_under_the_outs_trials_folder(tmp_path):
+    trials = Workspace(tmp_path / "run").trials
+    trials.parent.mkdir(parents=True)
+    trials.write_text(json.dumps([{"number": 0, "z": [0.5, -1.0], "instruction": "Say yes.", "val_score": 0.1}]))
+    kept = keep_trials(tmp_path / "run", tmp_path / "out", "sentiment-4-gp")
+    assert kept == tmp_path / "out" / "trials" / "sentiment-4-gp.json"
+    assert json.loads(kept.read_text())[0]["z"] == [0.5, -1.0]
