@@ -55,11 +55,10 @@ def main() -> None:
             for where, z in (("inside", inside), ("corners", torch.sign(inside))):
                 instructions, scores, _ = instructions_and_scores(model, tokenizer, projection, gen, box, prompt,
                                                                   split, metric_for_task(args.task), z)
-                by = dict(zip(instructions, scores, strict=True))
-                hits = sorted((s for v, s in by.items() if v and s > 0), reverse=True)
+                scored = {v: s for v, s in zip(instructions, scores, strict=True) if v}  # the distinct, non-empty
+                hits = sorted((s for s in scored.values() if s > 0), reverse=True)
                 row = {"seed": seed, "z": where, "norm": statistics.mean(z.norm(dim=1).tolist()),
-                       "distinct": len([v for v in by if v]), "hits": hits,
-                       "mean": statistics.mean(s for v, s in by.items() if v)}
+                       "distinct": len(scored), "hits": hits, "mean": statistics.mean(scored.values())}
                 rows.append(row)
                 print(f"{args.task} seed {seed} {where}: {row['distinct']} distinct, scoring above 0: "
                       f"{', '.join(f'{s:.2f}' for s in hits) or 'none'}", flush=True)
