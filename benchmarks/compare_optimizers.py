@@ -39,7 +39,7 @@ from pathlib import Path
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, embedded_model, local_blackbox
+from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, ROOT, embedded_model, local_blackbox
 from components.blackbox import BlackBox, evaluate_instructions
 from components.builtin_tasks import BUILTIN_TASKS
 from components.params import BlackBoxParams
@@ -50,7 +50,6 @@ from flows.settings import Workspace
 from tasks.data import read_split
 from tasks.files import read_json, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
           "random_pool": "Uniform + pool/screen"}

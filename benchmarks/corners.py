@@ -22,13 +22,11 @@ import torch
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
 from benchmarks.locality import instructions_and_scores
-from benchmarks.tasks import embedded_model, load, local_blackbox, write_results
+from benchmarks.tasks import ROOT, embedded_model, load, local_blackbox, write_results
 from components.data import split_task
 from components.generator import build_prompt, load_generator, model_projection
 from components.metrics import metric_for_task
 from flows.settings import load_params
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import embedded_model, load, local_blackbox
+from benchmarks.tasks import RESULTS, ROOT, embedded_model, load, local_blackbox
 from components.blackbox import evaluate_instructions
 from components.data import Split, split_task
 from components.generator import build_prompt, clean_instruction, generate_texts, is_complete, model_projection
@@ -36,8 +36,6 @@ from components.metrics import metric_for_task
 from components.params import ProjectionParams
 from flows.settings import load_params
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 TASKS = ["sentiment", "negation", "antonyms", "first_word_letter", "singular_to_plural", "larger_animal"]
 KEYS = ("position", "kind", "atoms", "scale", "tokens", "prompt", "max_new_tokens", "temperature", "noise")
 DEFAULTS = {"temperature": 0.0, "kind": "linear", "atoms": 0, "noise": "fixed"}  # rows saved before a key existed

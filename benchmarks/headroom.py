@@ -19,15 +19,12 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import HANDWRITTEN, all_tasks, embedded_model, load
+from benchmarks.tasks import HANDWRITTEN, RESULTS, ROOT, all_tasks, embedded_model, load
 from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
 from components.data import split_task
 from components.local_server import local_model_server
 from components.metrics import metric_for_task
 from flows.settings import load_params
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import embedded_model, load, local_blackbox, write_results
+from benchmarks.tasks import ROOT, embedded_model, load, local_blackbox, write_results
 from components.blackbox import BlackBox, evaluate_instructions
 from components.data import Split, split_task
 from components.generator import (
@@ -47,8 +47,6 @@ from components.metrics import metric_for_task
 from components.params import GeneratorParams
 from components.projection import Projection
 from flows.settings import load_params
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def neighbours(centre: torch.Tensor, radius: float, m: int, seed: int) -> torch.Tensor:

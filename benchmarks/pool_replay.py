@@ -65,7 +65,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import embedded_model, load, local_blackbox
+from benchmarks.tasks import RESULTS, ROOT, embedded_model, load, local_blackbox
 from components.blackbox import evaluate_instructions
 from components.data import split_task
 from components.generator import build_prompt, clean_instruction, generate_texts, load_generator, model_projection
@@ -74,8 +74,6 @@ from components.metrics import metric_for_task, score
 from components.pool import answer_labels, names_an_answer, rank_candidates
 from flows.settings import load_params
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 POOL = RESULTS / "pool_replay_pool.json"
 POLICIES = ("uniform", "z_gp", "emb_gp", "emb_far", "named", "named_z_gp", "screen", "named_screen")
 

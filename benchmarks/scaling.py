@@ -39,13 +39,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import flows  # noqa: E402, F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import embedded_model  # noqa: E402
+from benchmarks.tasks import RESULTS, ROOT, embedded_model  # noqa: E402
 from flows.settings import DATABASE_URL, EMBEDDED_MODEL  # noqa: E402
 from tests.openai_stub import stub_server  # noqa: E402
 from tests.services import background, new_database, prefect_and_mlflow_servers, temporary_postgres  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def idle_share(intervals: list[tuple[float, float]]) -> float:

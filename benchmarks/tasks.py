@@ -31,6 +31,7 @@ def write_results(name: str, rows: list[dict], table: str) -> None:
     (RESULTS / f"{name}.md").write_text(table + "\n")
     print(table)
 
+
 HANDWRITTEN: dict[str, str] = {
     # built-in
     "first_letter": "Write the first letter of the word.",

@@ -20,13 +20,11 @@ from pathlib import Path
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import embedded_model, local_blackbox
+from benchmarks.tasks import ROOT, embedded_model, local_blackbox
 from components.params import BlackBoxParams
 from flows.optimize import optimize
 from flows.prepare import prepare
 from flows.settings import Workspace
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(directory: Path, base: dict, url: str, threads: int, instructions: int) -> dict:
