@@ -16,8 +16,8 @@ and params.yaml's generator and projection sections), it skips the runs already 
 method's own knobs as they are now (``method_knobs``: a changed one runs that method again).
 ``--against DIR`` adds a table pairing InstructZero's runs here with every method's runs saved in
 another --out (run with the same budget and splits, e.g. at another generator setting), and names
-the settings in which the two differ. ``--keep-trials`` keeps each new run's trials too (what the
-summaries cannot answer: where in z a run met its hits).
+the settings and InstructZero's knobs in which the two differ. ``--keep-trials`` keeps each new
+run's trials too (what the summaries cannot answer: where in z a run met its hits).
 
     .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment negation word_sentiment \
         first_word_letter antonyms --seeds 0 1 2
@@ -53,7 +53,8 @@ from tasks.files import read_json, write_json
 METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
           "random_pool": "Uniform + pool/screen"}
-KNOB_DEFAULTS = {"screen": 0, "lengthscale": 0.5, "pool_share": 1.0}  # added later: runs saved before ran at these
+# added later: runs saved before ran at these
+KNOB_DEFAULTS = {"screen": 0, "lengthscale": 0.5, "pool_share": 1.0, "flat": "sobol"}
 SAVED = "compare_optimizers.json"  # the runs, under --out
 POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool and bo.screen (without the GP)
 
@@ -61,7 +62,8 @@ POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool a
 def method_knobs(method: str, bo: dict) -> dict:
     """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
     if method == "instructzero":
-        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool", "pool_share", "screen", "lengthscale")}
+        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool", "pool_share", "screen", "lengthscale",
+                                "flat")}
     return {k: bo[k] for k in ("pool", "pool_share", "screen")} if method in POOLED else {}
 
 
@@ -141,7 +143,8 @@ def main() -> None:
                 "generator": {k: v for k, v in base["generator"].items() if k != "model"},
                 "projection": {k: v for k, v in base["projection"].items() if k != "seed"}}  # (the candidates)
     metrics = {t: task_metric(t, args) for t in args.tasks}
-    against = load_against(args.against, settings, metrics) if args.against else None  # (bad DIR: before any run)
+    # (a bad DIR: before any run)
+    against = load_against(args.against, settings, base["bo"], metrics) if args.against else None
     results = load(args.out, settings, base["bo"], metrics)
     if not args.report_only:
         run_all(args, base, settings, results)
@@ -225,11 +228,12 @@ def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaul
     return results
 
 
-def load_against(out: Path, settings: dict, metrics: dict[str, str]) -> tuple[dict[tuple[str, str], list[dict]],
-                                                                                list[str]]:
+def load_against(out: Path, settings: dict, bo: dict, metrics: dict[str, str],
+                 ) -> tuple[dict[tuple[str, str], list[dict]], list[str]]:
     """Every run saved under ``out`` that is scored with the metric in ``metrics`` (task -> metric), and
-    how its generator and projection settings differ from ``settings``; exits naming the file if its runs
-    had another budget or splits (then no (task, seed) pair is comparable)."""
+    how its generator and projection settings and its InstructZero runs' knobs differ from ``settings``
+    and ``bo``; exits naming the file if its runs had another budget or splits (then no (task, seed)
+    pair is comparable)."""
     theirs, runs = saved_runs(out, metrics)
     if theirs is None:
         raise SystemExit(f"--against {out}: no {SAVED} there")
@@ -242,6 +246,11 @@ def load_against(out: Path, settings: dict, metrics: dict[str, str]) -> tuple[di
               for section in ("generator", "projection")
               for k in sorted(set(settings[section]) | set(theirs[section]))
               if theirs[section].get(k) != settings[section].get(k)]
+    ours = [r for (_, method), rs in runs.items() if method == "instructzero" for r in rs]
+    for k, v in method_knobs("instructzero", bo).items():
+        there = sorted({str((r.get("knobs") or {}).get(k, KNOB_DEFAULTS.get(k))) for r in ours})
+        if ours and there != [str(v)]:
+            differ.append(f"InstructZero's bo.{k}: {', '.join(there)} there, {v} here")
     return runs, differ
 
 

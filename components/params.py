@@ -126,6 +126,7 @@ class BOParams(_Section):
     trust_region: float | None = Field(None, gt=0, le=1)  # instructzero: every other trial local; None: global
     partial_credit: float = Field(0.0, ge=0, le=10)  # instructzero: the GP fits score + this x mean token F1
     lengthscale: float = Field(0.5, gt=0, le=2)  # instructzero: the prior mean of the GP's lengthscales on z
+    flat: Literal["sobol", "uncertain"] = "sobol"  # instructzero, while every score is equal: Sobol, or far from all z
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
     pool: int = Field(0, ge=0, le=4096)  # extra random z generated per batch: new ones naming an answer go first
     pool_share: float = Field(1.0, gt=0, le=1)  # the most of a batch (rounded up) the pool's picks take (no screen)

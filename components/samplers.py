@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import optuna
 import torch
 from optuna.distributions import FloatDistribution
@@ -39,14 +41,15 @@ class SobolSampler(optuna.samplers.RandomSampler):
 
 def make_sampler(
     name: str, n_startup_trials: int, seed: int, trust_region: float | None = None, partial_credit: float = 0.0,
-    lengthscale: float = 0.5,
+    lengthscale: float = 0.5, flat: Literal["sobol", "uncertain"] = "sobol",
 ) -> optuna.samplers.BaseSampler:
     """A seeded sampler; the model-based ones start from a scrambled Sobol design.
 
     ``instructzero``: the GP with the instruction-coupled kernel (the paper's; every other
     trial inside a ``trust_region`` around the best point, if given; fitted to the score plus
     ``partial_credit`` x the mean token F1, with the lengthscales' prior mean
-    ``lengthscale``, see :class:`InstructZeroSampler`); ``botorch``: a
+    ``lengthscale``, and while every score is equal ``flat``'s points, see
+    :class:`InstructZeroSampler`); ``botorch``: a
     GP (BoTorch's SingleTaskGP) with qLogEI, pending trials fantasized so that a batch of asked
     trials is spread out; ``gp``: Optuna's GPSampler; ``tpe``; ``random`` (the paper's Uniform);
     ``ape``: random z that the flow ignores (APE samples instructions without a soft prompt).
@@ -55,7 +58,7 @@ def make_sampler(
     if name == "instructzero":
         return InstructZeroSampler(n_startup_trials=n_startup_trials, independent_sampler=sobol, seed=seed,
                                    trust_region=trust_region, partial_credit=partial_credit,
-                                   lengthscale=lengthscale)
+                                   lengthscale=lengthscale, flat=flat)
     if name == "botorch":
         return BoTorchSampler(
             candidates_func=qlogei_candidates_func,

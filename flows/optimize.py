@@ -112,7 +112,7 @@ def _open_study(params: Params, name: str, workspace: Workspace) -> optuna.Study
     return open_study(workspace.study_storage(), name, params.bo.sampler, params.bo.n_startup_trials, params.bo.seed,
                       shared=database_url() is not None, heartbeat=params.scale.heartbeat, grace=params.scale.grace,
                       trust_region=params.bo.trust_region, partial_credit=params.bo.partial_credit,
-                      lengthscale=params.bo.lengthscale)
+                      lengthscale=params.bo.lengthscale, flat=params.bo.flat)
 
 
 def search(params: Params, study: optuna.Study, worker: str, workspace: Workspace) -> None:

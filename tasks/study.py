@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
@@ -31,7 +31,7 @@ HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120  # shared studies: a trial silent for
 def open_study(
     storage: str, name: str, sampler: str, n_startup_trials: int, seed: int, shared: bool = False,
     heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS, trust_region: float | None = None,
-    partial_credit: float = 0.0, lengthscale: float = 0.5,
+    partial_credit: float = 0.0, lengthscale: float = 0.5, flat: Literal["sobol", "uncertain"] = "sobol",
 ) -> optuna.Study:
     """Create or load the study. A trial left RUNNING by a dead run is failed and asked again
     with the same z (so it regenerates the same instruction, whose answers are cached): at
@@ -44,7 +44,7 @@ def open_study(
     )) if shared else storage
     study = optuna.create_study(
         storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=make_sampler(sampler, n_startup_trials, seed, trust_region, partial_credit, lengthscale),
+        sampler=make_sampler(sampler, n_startup_trials, seed, trust_region, partial_credit, lengthscale, flat),
     )
     if shared:
         optuna.storages.fail_stale_trials(study)

@@ -10,6 +10,8 @@ from flows.settings import Workspace
 
 SETTINGS = {"instructions": 20, "n_validation": 20, "max_trials": 200, "n_test": 40,
             "generator": {"temperature": 0.5, "max_new_tokens": 48}, "projection": {"scale": 1.0}}
+BO = {"trust_region": None, "partial_credit": 0.0, "pool": 16, "pool_share": 1.0, "screen": 0, "lengthscale": 0.5,
+      "flat": "sobol"}
 
 
 def run(seed: int, test: float, metric: str = "paper") -> dict:
@@ -28,7 +30,7 @@ def test_against_pairs_each_task_and_seed_with_the_other_folders_runs(tmp_path):
         "b/random": [run(0, 0.3, metric="contains")],  # scored another way: not paired
         "a/tpe": [run(0, 0.4)],
     })
-    baselines, differ = load_against(tmp_path / "t1", SETTINGS, {"a": "paper", "b": "paper"})
+    baselines, differ = load_against(tmp_path / "t1", SETTINGS, BO, {"a": "paper", "b": "paper"})
     assert differ == ["generator.temperature: 1.0 there, 0.5 here"]
     ours = {("a", "instructzero"): [run(0, 0.5), run(1, 0.4)], ("b", "instructzero"): [run(0, 0.1)]}
     args = argparse.Namespace(tasks=["a", "b"], against=tmp_path / "t1")
@@ -39,12 +41,21 @@ def test_against_pairs_each_task_and_seed_with_the_other_folders_runs(tmp_path):
     assert "| APE" not in rows  # no run there
 
 
+def test_against_names_the_knobs_its_instructzero_runs_had_otherwise(tmp_path):
+    old = {"trust_region": None, "partial_credit": 0.0, "pool": 16}  # saved before the later knobs: their defaults
+    save_runs(tmp_path / "t1", SETTINGS, {"a/instructzero": [{**run(0, 0.5), "knobs": old}],
+                                          "b/instructzero": [{**run(0, 0.2), "knobs": {**old, "pool": 0}}]})
+    _, differ = load_against(tmp_path / "t1", SETTINGS, {**BO, "flat": "uncertain"}, {"a": "paper", "b": "paper"})
+    assert differ == ["InstructZero's bo.pool: 0, 16 there, 16 here",
+                      "InstructZero's bo.flat: sobol there, uncertain here"]
+
+
 def test_against_a_folder_with_other_splits_is_refused_before_any_run(tmp_path):
     save_runs(tmp_path / "other", {**SETTINGS, "n_test": 30}, {})
     with pytest.raises(SystemExit, match=r"other/compare_optimizers.json.*n_test 30 \(here 40\)"):
-        load_against(tmp_path / "other", SETTINGS, {})
+        load_against(tmp_path / "other", SETTINGS, BO, {})
     with pytest.raises(SystemExit, match="no compare_optimizers.json"):
-        load_against(tmp_path / "missing", SETTINGS, {})
+        load_against(tmp_path / "missing", SETTINGS, BO, {})
 
 
 def test_saving_keeps_the_runs_loading_left_out_and_other_settings_are_refused(tmp_path):

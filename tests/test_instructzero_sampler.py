@@ -225,3 +225,28 @@ def test_the_lengthscale_reaches_the_gp(monkeypatch):
     assert seen["lengthscale"] == 0.15
     with pytest.raises(ValueError, match="lengthscale"):
         InstructZeroSampler(lengthscale=-1)
+
+
+def test_on_equal_scores_uncertain_goes_far_from_every_z_asked():
+    """flat="uncertain": while every score is equal, the next z is far from all z asked so far
+    (completed, failed or running), not one more Sobol point; once two differ, the GP serves."""
+    sampler = InstructZeroSampler(n_startup_trials=3, seed=0, num_restarts=4, raw_samples=64, flat="uncertain")
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    space = {f"z{i}": optuna.distributions.FloatDistribution(-1, 1) for i in range(DIM)}
+    corners = [(-1, -1, -1), (1, 1, 1), (1, -1, 1)]
+    for k, corner in enumerate(corners):
+        study.add_trial(optuna.trial.create_trial(
+            params=dict(zip(space, corner, strict=True)), distributions=space, value=0.0,
+            user_attrs={"outputs": [f"out{k}"] * 4}))
+    study.add_trial(optuna.trial.create_trial(  # a failed trial's z counts as asked too
+        params=dict(zip(space, (-1, 1, -1), strict=True)), distributions=space,
+        state=optuna.trial.TrialState.FAIL))
+    z = sampler.sample_relative(study, study.ask(), space)
+    asked = [*corners, (-1, 1, -1)]
+    nearest = min(math.dist([z[n] for n in space], a) for a in asked)
+    assert nearest > 1.5  # the centre is 1.73 from every corner; a uniform z is ~0.9 from its nearest
+    study.add_trial(optuna.trial.create_trial(params={n: 0.0 for n in space}, distributions=space, value=0.3,
+                                              user_attrs={"outputs": ["hit"] * 4}))
+    assert set(sampler.sample_relative(study, study.ask(), space)) == set(space)
+    with pytest.raises(ValueError, match="flat"):
+        InstructZeroSampler(flat="corners")  # type: ignore[arg-type]

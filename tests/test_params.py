@@ -35,6 +35,7 @@ def test_repository_params_are_valid():
         ("bo", "pool", -1, r"bo.pool: Input should be greater than or equal to 0"),
         ("bo", "pool_share", 1.5, r"bo.pool_share: Input should be less than or equal to 1"),
         ("bo", "lengthscale", 0, r"bo.lengthscale: Input should be greater than 0"),
+        ("bo", "flat", "corners", r"bo.flat: Input should be 'sobol' or 'uncertain'"),
         ("projection", "kind", "tokens", r"projection.kind: Input should be 'linear' or 'mixture'"),
         ("generator", "prompt", "no placeholder", r"generator.prompt must contain the placeholder \{exemplars\}"),
     ],

@@ -109,3 +109,14 @@ def test_told_partial_credit_is_kept_and_lets_the_instructzero_gp_fit_scores_all
     assert set(study.sampler.sample_relative(study, study.ask(), space)) == set(space)  # the GP serves
     plain = flat_study(0.0)
     assert plain.sampler.sample_relative(plain, plain.ask(), space) == {}  # equal scores: Sobol serves
+
+
+def test_the_flat_knob_reaches_the_instructzero_sampler():
+    """bo.flat "uncertain": on scores all 0 the study's sampler proposes z itself, at the cube's bounds."""
+    study = open_study("sqlite:///:memory:", "s", "instructzero", 2, seed=0, flat="uncertain")
+    trials, _ = ask(study, 3, 2)
+    for k, trial in enumerate(trials):
+        tell(study, trial, Evaluation(f"v{k}", ("a", "b"), (0.0, 0.0), (0.0, 0.0)))
+    space = {f"z{i:02d}": optuna.distributions.FloatDistribution(-1.0, 1.0) for i in range(2)}
+    z = study.sampler.sample_relative(study, study.ask(), space)
+    assert set(z) == set(space) and all(abs(v) > 0.99 for v in z.values())
