@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -57,6 +58,11 @@ LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tp
 KNOB_DEFAULTS = {"screen": 0, "lengthscale": 0.5, "pool_share": 1.0, "flat": "sobol"}
 SAVED = "compare_optimizers.json"  # the runs, under --out
 POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool and bo.screen (without the GP)
+
+
+def saved_knob(run: dict, knob: str) -> Any:
+    """The value of ``knob`` a saved run ran at (a run saved before the knob existed: its default)."""
+    return (run.get("knobs") or {}).get(knob, KNOB_DEFAULTS.get(knob))
 
 
 def method_knobs(method: str, bo: dict) -> dict:
@@ -223,8 +229,7 @@ def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaul
                          "theirs (params.yaml, the flags) or use another --out")
     for (task, method), rs in runs.items():
         knobs = method_knobs(method, bo)
-        results[task, method] = [r for r in rs if knobs == {k: (r.get("knobs") or {}).get(k, KNOB_DEFAULTS.get(k))
-                                                            for k in knobs}]
+        results[task, method] = [r for r in rs if knobs == {k: saved_knob(r, k) for k in knobs}]
     return results
 
 
@@ -248,7 +253,7 @@ def load_against(out: Path, settings: dict, bo: dict, metrics: dict[str, str],
               if theirs[section].get(k) != settings[section].get(k)]
     ours = [r for (_, method), rs in runs.items() if method == "instructzero" for r in rs]
     for k, v in method_knobs("instructzero", bo).items():
-        there = sorted({str((r.get("knobs") or {}).get(k, KNOB_DEFAULTS.get(k))) for r in ours})
+        there = sorted({str(saved_knob(r, k)) for r in ours})
         if ours and there != [str(v)]:
             differ.append(f"InstructZero's bo.{k}: {', '.join(there)} there, {v} here")
     return runs, differ

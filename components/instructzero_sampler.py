@@ -6,7 +6,7 @@ points where a GP prior is most uncertain)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import optuna
 import torch
@@ -26,6 +26,13 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from components.kernel import InstructionCoupledKernel, output_similarity
+
+Flat = Literal["sobol", "uncertain"]  # what InstructZeroSampler proposes while every score is equal
+
+
+def unit_cube(d: int) -> torch.Tensor:
+    """The ``2 x d`` bounds of [0, 1]^d (float64)."""
+    return torch.stack([torch.zeros(d), torch.ones(d)]).double()
 
 
 def instructzero_candidate(
@@ -60,7 +67,7 @@ def instructzero_candidate(
     fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
     acqf = qLogExpectedImprovement(model, best_f=y.max(), X_pending=None if pending is None else pending.double())
     if bounds is None:
-        bounds = torch.stack([torch.zeros(x.shape[1]), torch.ones(x.shape[1])])
+        bounds = unit_cube(x.shape[1])
     candidate, _ = optimize_acqf(acqf, bounds=bounds.double(), q=1, num_restarts=num_restarts, raw_samples=raw_samples)
     return candidate.detach()
 
@@ -81,9 +88,8 @@ def uncertain_candidate(
     model = SingleTaskGP(x, torch.zeros(len(x), 1, dtype=torch.float64), covar_module=kernel, outcome_transform=None)
     model.likelihood.noise = 1e-4
     model.eval()
-    bounds = torch.stack([torch.zeros(x.shape[1]), torch.ones(x.shape[1])]).double()
-    candidate, _ = optimize_acqf(PosteriorStandardDeviation(model), bounds=bounds, q=1, num_restarts=num_restarts,
-                                 raw_samples=raw_samples)
+    candidate, _ = optimize_acqf(PosteriorStandardDeviation(model), bounds=unit_cube(x.shape[1]), q=1,
+                                 num_restarts=num_restarts, raw_samples=raw_samples)
     return candidate.detach()
 
 
@@ -145,7 +151,7 @@ class InstructZeroSampler(BaseSampler):
         partial_credit: float = 0.0,
         partial_attr: str = "partial_scores",
         lengthscale: float = 0.5,
-        flat: Literal["sobol", "uncertain"] = "sobol",
+        flat: Flat = "sobol",
     ) -> None:
         if trust_region is not None and not 0 < trust_region <= 1:
             raise ValueError(f"trust_region must be in (0, 1], got {trust_region}")
@@ -153,8 +159,8 @@ class InstructZeroSampler(BaseSampler):
             raise ValueError(f"lengthscale must be > 0, got {lengthscale}")
         if partial_credit < 0:
             raise ValueError(f"partial_credit must be >= 0, got {partial_credit}")
-        if flat not in ("sobol", "uncertain"):
-            raise ValueError(f"flat must be 'sobol' or 'uncertain', got {flat!r}")
+        if flat not in get_args(Flat):
+            raise ValueError(f"flat must be one of {get_args(Flat)}, got {flat!r}")
         self._trust_region, self._lengthscale, self._flat = trust_region, lengthscale, flat
         self._partial_credit, self._partial_attr = partial_credit, partial_attr
         self._n_startup_trials = n_startup_trials

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import optuna
 import torch
 from optuna.distributions import FloatDistribution
 from optuna_integration import BoTorchSampler
 from optuna_integration.botorch import qlogei_candidates_func
 
-from components.instructzero_sampler import InstructZeroSampler
+from components.instructzero_sampler import Flat, InstructZeroSampler
 
 SAMPLERS: tuple[str, ...] = ("instructzero", "botorch", "gp", "tpe", "random", "ape")
 
@@ -41,7 +39,7 @@ class SobolSampler(optuna.samplers.RandomSampler):
 
 def make_sampler(
     name: str, n_startup_trials: int, seed: int, trust_region: float | None = None, partial_credit: float = 0.0,
-    lengthscale: float = 0.5, flat: Literal["sobol", "uncertain"] = "sobol",
+    lengthscale: float = 0.5, flat: Flat = "sobol",
 ) -> optuna.samplers.BaseSampler:
     """A seeded sampler; the model-based ones start from a scrambled Sobol design.
 

@@ -7,11 +7,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import optuna
 
 from components.blackbox import CallStats, Evaluation
+from components.instructzero_sampler import Flat
 from components.samplers import make_sampler
 from components.tables import create_racing
 
@@ -31,7 +32,7 @@ HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120  # shared studies: a trial silent for
 def open_study(
     storage: str, name: str, sampler: str, n_startup_trials: int, seed: int, shared: bool = False,
     heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS, trust_region: float | None = None,
-    partial_credit: float = 0.0, lengthscale: float = 0.5, flat: Literal["sobol", "uncertain"] = "sobol",
+    partial_credit: float = 0.0, lengthscale: float = 0.5, flat: Flat = "sobol",
 ) -> optuna.Study:
     """Create or load the study. A trial left RUNNING by a dead run is failed and asked again
     with the same z (so it regenerates the same instruction, whose answers are cached): at
