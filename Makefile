@@ -37,5 +37,5 @@ postgres:
 	  || { echo "installing PostgreSQL (Debian package) ..."; apt-get install -y -q postgresql >/dev/null; }
 
 lint: install
-	$(PY) -m ruff check components tasks flows tests benchmarks
+	$(PY) -m ruff check components tasks flows tests benchmarks research
 	$(PY) -m mypy components tasks flows

@@ -5,8 +5,8 @@ project directory with its own (cold) response cache, all against one local mode
 Same budget = the same number of distinct instructions scored on the validation set
 (`--instructions`, i.e. that many x n_validation black-box calls, also set as a hard limit): a
 method whose candidates repeat asks more trials (a repeat costs no call), up to `--max-trials`.
-The baselines run as the paper defines them (no pool, screening, trust region or partial credit),
-except ``random_pool``: Uniform with params.yaml's ``bo.pool`` and ``bo.screen``, without the GP. Two
+The baselines run as the paper defines them (no pool), except ``random_pool``: Uniform with
+params.yaml's ``bo.pool``, without the GP. Two
 references are scored the same way on each run's test split: the empty instruction and one
 hand-written instruction per task (benchmarks/tasks.py). Prints a markdown table (test score
 mean +- std per task and method, paired (task, seed) wins/ties/losses of InstructZero against
@@ -53,11 +53,13 @@ from tasks.files import read_json, write_json
 
 METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
-          "random_pool": "Uniform + pool/screen"}
-# added later: runs saved before ran at these
-KNOB_DEFAULTS = {"screen": 0, "lengthscale": 0.5, "pool_share": 1.0, "flat": "sobol"}
+          "random_pool": "Uniform + pool"}
+# Knobs retired at tag experiments-2026-12, at the values the pipeline now runs: a saved run counts
+# only if it ran at these.
+RETIRED = {"trust_region": None, "partial_credit": 0.0, "pool_share": 1.0, "screen": 0, "flat": "sobol"}
+KNOB_DEFAULTS = {"lengthscale": 0.5, **RETIRED}  # added later: runs saved before ran at these
 SAVED = "compare_optimizers.json"  # the runs, under --out
-POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool and bo.screen (without the GP)
+POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool (without the GP)
 
 
 def saved_knob(run: dict, knob: str) -> Any:
@@ -68,18 +70,17 @@ def saved_knob(run: dict, knob: str) -> Any:
 def method_knobs(method: str, bo: dict) -> dict:
     """The params.yaml ``bo`` knobs that only ``method`` reads: its saved runs count while they match."""
     if method == "instructzero":
-        return {k: bo[k] for k in ("trust_region", "partial_credit", "pool", "pool_share", "screen", "lengthscale",
-                                "flat")}
-    return {k: bo[k] for k in ("pool", "pool_share", "screen")} if method in POOLED else {}
+        return {**RETIRED, "pool": bo["pool"], "lengthscale": bo["lengthscale"]}
+    return {"pool": bo["pool"], "pool_share": RETIRED["pool_share"], "screen": RETIRED["screen"]} \
+        if method in POOLED else {}
 
 
 def method_bo(method: str, bo: dict) -> dict:
     """``method``'s changes to params.yaml's ``bo``: the baselines as the paper defines them (no
-    trust region, partial credit, pool or screening), a pooled one with params.yaml's pool and screen."""
+    pool), a pooled one with params.yaml's pool."""
     if method == "instructzero":
         return {"sampler": method}
-    return {"sampler": POOLED.get(method, method), "trust_region": None, "partial_credit": 0.0, "pool": 0,
-            "screen": 0, **method_knobs(method, bo)}
+    return {"sampler": POOLED.get(method, method), "pool": bo["pool"] if method in POOLED else 0}
 
 
 def data_params(task: str) -> dict:
@@ -107,7 +108,7 @@ def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
     return {"test": test["best_test_score"], "val": test["best_val_score"],
             "empty": test["empty_instruction_test_score"], "hand": hand.mean if hand else None,
             "trials": opt["n_trials"], "distinct": opt["n_distinct_instructions"],
-            "screened": opt["n_screened_instructions"], "unwritten": opt["n_empty_instructions"],
+            "unwritten": opt["n_empty_instructions"],
             "calls": opt["blackbox_calls"], "seconds": seconds, "instruction": test["best_instruction"]}
 
 
@@ -321,7 +322,7 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
     lines += ["", f"Over the {len(every)} (task, seed) pairs every method has run:", "",
               "| method | mean test score | InstructZero wins / ties / losses (on every pair both ran) | "
               "InstructZero − method, paired mean (se) | mean best validation score | "
-              "distinct instructions per run (scored on all validation examples / screened) | "
+              "distinct instructions per run | "
               "black-box calls per run | trials per run | wall time per run (s) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for m in methods:
@@ -331,8 +332,7 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
         paired = "- | -" if m == "instructzero" else _paired(_pairs(results, args.tasks, m))
         lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | {paired} | "
                      f"{statistics.mean(r['val'] for r in runs):.3f} | "
-                     f"{statistics.mean(r['distinct'] for r in runs):.1f} / "
-                     f"{statistics.mean(r.get('screened', 0) for r in runs):.1f} | "
+                     f"{statistics.mean(r['distinct'] for r in runs):.1f} | "
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
                      f"{statistics.mean(r['trials'] for r in runs):.0f} | "
                      f"{statistics.mean(r['seconds'] for r in runs):.0f} |")

@@ -3,7 +3,6 @@ hand-written instruction each (written once as a reference, never tuned on test 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,14 +21,6 @@ SHARED = ROOT.parent / "shared" / "data"
 INDUCTION = SHARED / "instruction-induction"
 BIGBENCH = SHARED / "bigbench-ii"
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def write_results(name: str, rows: list[dict], table: str) -> None:
-    """``rows`` as benchmarks/results/<name>.json and ``table`` as <name>.md, and print the table."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(table + "\n")
-    print(table)
 
 
 HANDWRITTEN: dict[str, str] = {

@@ -267,22 +267,15 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """An instruction's black-box outputs and per-example scores on a set of examples, and
-    per-example partial credit (token F1 of each output against the answers: graded where the
-    task's metric gives 0 or 1; empty for evaluations stored before it existed)."""
+    """An instruction's black-box outputs and per-example scores on a set of examples."""
 
     instruction: str
     outputs: tuple[str, ...]
     scores: tuple[float, ...]
-    partial: tuple[float, ...] = ()
 
     @property
     def mean(self) -> float:
         return sum(self.scores) / len(self.scores) if self.scores else 0.0
-
-    @property
-    def partial_mean(self) -> float:
-        return sum(self.partial) / len(self.partial) if self.partial else 0.0
 
 
 @dataclass(frozen=True)
@@ -316,6 +309,5 @@ def evaluate_instructions(
             continue
         texts = tuple(o or "" for o in outs)
         scores = tuple(score(o, e.outputs, metric) for o, e in zip(texts, examples, strict=True))
-        partial = tuple(score(o, e.outputs, "f1") for o, e in zip(texts, examples, strict=True))
-        results.append(Evaluation(instruction, texts, scores, partial))
+        results.append(Evaluation(instruction, texts, scores))
     return Scored(results, done.stats, done.last_error)

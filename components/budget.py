@@ -46,11 +46,10 @@ class Budget:
             and (self.max_cost is None or spend <= self.max_cost)
         )
 
-    def affordable(self, used: CallStats, calls_each: int, n: int, beside: int = 0) -> int:
+    def affordable(self, used: CallStats, calls_each: int, n: int) -> int:
         """How many of ``n`` further instructions, ``calls_each`` calls apiece, stay within every
-        limit beside ``beside`` more calls (in flight, or kept for later): a batch shrinks to this
-        instead of being dropped."""
-        return next((k for k in range(n, 0, -1) if self.allows(used, beside + k * calls_each)), 0)
+        limit: a batch shrinks to this instead of being dropped."""
+        return next((k for k in range(n, 0, -1) if self.allows(used, k * calls_each)), 0)
 
 
 def next_batch(batch_size: int, remaining: int, running: int, mine: int, workers: int) -> int:

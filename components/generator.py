@@ -19,9 +19,7 @@ from transformers import (
 
 from components.data import Example
 from components.params import ProjectionParams
-from components.projection import Projection, make_mixture_projection, make_projection
-
-_SOFT = "\x00SOFT_PROMPT\x00"  # where the soft prompt goes in the rendered chat
+from components.projection import Projection, make_projection
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
@@ -71,22 +69,8 @@ def embedding_std(model: PreTrainedModel) -> float:
     return _embeddings(model).weight.float().std().item()
 
 
-def word_atoms(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, list[int]]:
-    """The input embedding table and the ids of its whole words (tokens that decode to a space
-    and three or more ASCII letters): what a mixture soft prompt is made of."""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    table = _embeddings(model).weight
-    return table, [i for i, t in enumerate(texts[: table.shape[0]]) if re.fullmatch(r" [A-Za-z]{3,}", t)]
-
-
-def model_projection(
-    params: ProjectionParams, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
-) -> Projection:
-    """The seeded projection ``params`` describe for ``model``: scaled to its embeddings'
-    spread (linear), or mixing its whole-word embeddings (mixture)."""
-    if params.kind == "mixture":
-        return make_mixture_projection(params.intrinsic_dim, *word_atoms(model, tokenizer), params.n_soft_tokens,
-                                       params.mixture_atoms, params.scale, params.seed)
+def model_projection(params: ProjectionParams, model: PreTrainedModel) -> Projection:
+    """The seeded projection ``params`` describe for ``model``, scaled to its embeddings' spread."""
     return make_projection(params.intrinsic_dim, params.n_soft_tokens, model.config.hidden_size,
                            embedding_std(model), params.scale, params.seed)
 
@@ -110,35 +94,21 @@ class GenerationPrompt:
     suffix_ids: torch.Tensor  # n_suffix
 
 
-SOFT_PROMPT_POSITIONS = ("start", "user", "reply")
-
-
 def build_prompt(
-    tokenizer: PreTrainedTokenizerBase,
-    template: str,
-    exemplars: Sequence[Example],
-    response_prefix: str = "",
-    position: str = "user",
+    tokenizer: PreTrainedTokenizerBase, template: str, exemplars: Sequence[Example], response_prefix: str = "",
 ) -> GenerationPrompt:
     """Render ``template`` (with ``{exemplars}``) as the user turn of the model's chat template,
-    ``response_prefix`` opening the reply, and the soft prompt at ``position``: ``start`` before
-    the whole chat (as the paper), ``user`` at the start of the user's text, ``reply`` right
-    before the reply (after the assistant's header, before ``response_prefix``)."""
-    if position not in SOFT_PROMPT_POSITIONS:
-        raise ValueError(f"position must be one of {SOFT_PROMPT_POSITIONS}, got {position!r}")
+    ``response_prefix`` opening the reply, and the soft prompt before the whole chat (as the
+    paper): the prefix is empty, the rendered chat is the suffix."""
     user = template.format(exemplars=format_exemplars(exemplars))
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": _SOFT + user if position == "user" else user}],
-        tokenize=False, add_generation_prompt=True,
-    )
+    text = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                         add_generation_prompt=True)
     assert isinstance(text, str)  # tokenize=False renders text
-    text = _SOFT + text if position == "start" else text + _SOFT if position == "reply" else text
-    prefix, suffix = text.split(_SOFT)
 
     def encode(part: str) -> torch.Tensor:
         return tokenizer(part, add_special_tokens=False, return_tensors="pt").input_ids[0]
 
-    return GenerationPrompt(encode(prefix), encode(suffix + response_prefix))
+    return GenerationPrompt(encode(""), encode(text + response_prefix))
 
 
 class GumbelNoise(LogitsProcessor):
@@ -224,13 +194,6 @@ def _generate_batch(
     )
     texts = tokenizer.batch_decode(output, skip_special_tokens=True)
     return [f"{response_prefix} {t.lstrip()}" if response_prefix else t for t in texts]
-
-
-def is_complete(text: str) -> bool:
-    """Whether a raw reply's first non-empty line holds a whole sentence (not cut off by
-    max_new_tokens): it has a sentence end, or another line follows it."""
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return bool(lines) and (len(lines) > 1 or re.search(r"[.!?](\s|$)", lines[0]) is not None)
 
 
 _LEAD = re.compile(r"^\s*(?:the\s+)?instruction\s*(?:is|was)?\s*(?:to)?\s*[:\-]?\s*", re.IGNORECASE)

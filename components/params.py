@@ -27,7 +27,7 @@ class DataParams(_Section):
     source: Literal["builtin", "instruction_induction", "bigbench", "pairs"] = "builtin"
     task: str = Field("first_letter", min_length=1)
     location: str | None = None  # directory or URL (instruction_induction, bigbench), file (pairs)
-    metric: str | None = None  # None: the paper's per-task metric
+    metric: str | None = "contains"  # None: the paper's per-task metric
     n_exemplars: int = Field(5, ge=1, le=50)
     n_validation: int = Field(20, ge=1, le=1000)
     n_test: int = Field(100, ge=1, le=10000)
@@ -47,22 +47,26 @@ class DataParams(_Section):
 class ProjectionParams(_Section):
     intrinsic_dim: int = Field(10, ge=1, le=1000)
     n_soft_tokens: int = Field(10, ge=1, le=100)
-    scale: float = Field(1.0, gt=0)  # spread of A z: relative to the token embeddings' (linear), logits' std (mixture)
-    kind: Literal["linear", "mixture"] = "linear"  # p = A z, or each soft token a softmax(A z) mix of word embeddings
-    mixture_atoms: int = Field(8, ge=2, le=10000)  # mixture: the word embeddings each soft token mixes
+    scale: float = Field(1.0, gt=0)  # spread of A z, relative to the token embeddings' spread
     seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+GENERATOR_PROMPT = """Here are input-output pairs of a task:
+
+{exemplars}
+
+What instruction turns each input into its output? Reply with the instruction only."""
 
 
 class GeneratorParams(_Section):
     model: str = Field("models/smollm2-135m-instruct", min_length=1)  # HF folder or hub id
-    prompt: str = Field(min_length=1)  # needs {exemplars}; the soft prompt goes before it
-    response_prefix: str = ""  # start of the reply the instruction continues
-    soft_prompt_position: Literal["start", "user", "reply"] = "start"  # before the chat, the user turn, the reply
+    prompt: str = Field(GENERATOR_PROMPT, min_length=1)  # needs {exemplars}; the soft prompt goes before the chat
+    response_prefix: str = "The instruction is to"  # start of the reply the instruction continues
     max_new_tokens: int = Field(48, ge=4, le=512)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: a GPU if there is one
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bfloat16/float16 on a GPU, else float32
     max_batch: int = Field(16, ge=1, le=1024)  # soft prompts generated together (memory)
-    temperature: float = Field(1.0, ge=0, le=5)  # z-based samplers: 0 greedy, > 0 sampled with noise drawn from z
+    temperature: float = Field(0.5, ge=0, le=5)  # z-based samplers: 0 greedy, > 0 sampled with noise drawn from z
     ape_temperature: float = Field(1.0, gt=0, le=5)  # sampling temperature of the APE baseline
 
     @model_validator(mode="after")
@@ -123,22 +127,10 @@ class BOParams(_Section):
     n_instructions: int = Field(20, ge=1, le=10000)  # distinct instructions scored: the black-box budget
     n_trials: int = Field(200, ge=1, le=100000)  # a safety cap: a repeated instruction costs a trial, no call
     n_startup_trials: int = Field(8, ge=1, le=10000)
-    trust_region: float | None = Field(None, gt=0, le=1)  # instructzero: every other trial local; None: global
-    partial_credit: float = Field(0.0, ge=0, le=10)  # instructzero: the GP fits score + this x mean token F1
     lengthscale: float = Field(0.5, gt=0, le=2)  # instructzero: the prior mean of the GP's lengthscales on z
-    flat: Literal["sobol", "uncertain"] = "sobol"  # instructzero, while every score is equal: Sobol, or far from all z
     batch_size: int = Field(4, ge=1, le=256)  # trials asked (and generated) together
-    pool: int = Field(0, ge=0, le=4096)  # extra random z generated per batch: new ones naming an answer go first
-    pool_share: float = Field(1.0, gt=0, le=1)  # the most of a batch (rounded up) the pool's picks take (no screen)
-    screen: int = Field(0, ge=0, le=1000)  # > 0: a batch's new instructions (and the pool's) scored on this many
-    # validation examples first; only the best goes on to all of them (the others are pruned)
+    pool: int = Field(16, ge=0, le=4096)  # extra random z per batch: new ones naming an answer go first (not ape)
     seed: int = Field(0, ge=0, le=2**32 - 1)
-
-    @model_validator(mode="after")
-    def _check(self) -> BOParams:
-        if self.pool and self.sampler == "ape":
-            raise ValueError("bo.pool needs a sampler over z (APE writes its instructions without one): set it to 0")
-        return self
 
 
 _Price = Annotated[float, Field(ge=0)]
@@ -171,7 +163,8 @@ class ScaleParams(_Section):
     work_pool: str = Field("instructzero", min_length=1, pattern=r"^[\w.-]+$")  # a process work pool
     heartbeat: int = Field(30, ge=1, le=3600)  # seconds between a live trial's heartbeats
     grace: int = Field(120, ge=2, le=86400)  # a trial silent this long is failed and asked again
-    threads: int | None = Field(None, ge=1, le=1024)  # CPU threads per flow run; None: torch's default (all cores)
+    threads: int | None = Field(None, ge=1, le=1024)  # CPU threads per flow run; None: half the cores beside a
+    # black box on this machine, else all
 
     @model_validator(mode="after")
     def _check(self) -> ScaleParams:
@@ -187,7 +180,7 @@ class TrackingParams(_Section):
 class Params(_Section):
     data: DataParams = DataParams()
     projection: ProjectionParams = ProjectionParams()
-    generator: GeneratorParams
+    generator: GeneratorParams = GeneratorParams()
     blackbox: BlackBoxParams = BlackBoxParams()
     bo: BOParams = BOParams()
     budget: BudgetParams = BudgetParams()
@@ -203,9 +196,6 @@ class Params(_Section):
         if self.budget.max_calls is not None and self.budget.max_calls < self.data.n_validation:
             raise ValueError(f"budget.max_calls ({self.budget.max_calls}) is below one instruction's validation "
                              f"({self.data.n_validation} calls, data.n_validation): nothing could be scored")
-        if self.bo.screen >= self.data.n_validation:
-            raise ValueError(f"bo.screen ({self.bo.screen}) must be below data.n_validation "
-                             f"({self.data.n_validation}): it screens on a part of the validation set")
         return self
 
 

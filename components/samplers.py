@@ -8,7 +8,7 @@ from optuna.distributions import FloatDistribution
 from optuna_integration import BoTorchSampler
 from optuna_integration.botorch import qlogei_candidates_func
 
-from components.instructzero_sampler import Flat, InstructZeroSampler
+from components.instructzero_sampler import InstructZeroSampler
 
 SAMPLERS: tuple[str, ...] = ("instructzero", "botorch", "gp", "tpe", "random", "ape")
 
@@ -37,17 +37,11 @@ class SobolSampler(optuna.samplers.RandomSampler):
         return low + float(self._rows[trial.number, column]) * (high - low)
 
 
-def make_sampler(
-    name: str, n_startup_trials: int, seed: int, trust_region: float | None = None, partial_credit: float = 0.0,
-    lengthscale: float = 0.5, flat: Flat = "sobol",
-) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, n_startup_trials: int, seed: int, lengthscale: float = 0.5) -> optuna.samplers.BaseSampler:
     """A seeded sampler; the model-based ones start from a scrambled Sobol design.
 
-    ``instructzero``: the GP with the instruction-coupled kernel (the paper's; every other
-    trial inside a ``trust_region`` around the best point, if given; fitted to the score plus
-    ``partial_credit`` x the mean token F1, with the lengthscales' prior mean
-    ``lengthscale``, and while every score is equal ``flat``'s points, see
-    :class:`InstructZeroSampler`); ``botorch``: a
+    ``instructzero``: the GP with the instruction-coupled kernel (the paper's), its
+    lengthscales' prior mean ``lengthscale`` (see :class:`InstructZeroSampler`); ``botorch``: a
     GP (BoTorch's SingleTaskGP) with qLogEI, pending trials fantasized so that a batch of asked
     trials is spread out; ``gp``: Optuna's GPSampler; ``tpe``; ``random`` (the paper's Uniform);
     ``ape``: random z that the flow ignores (APE samples instructions without a soft prompt).
@@ -55,8 +49,7 @@ def make_sampler(
     sobol = SobolSampler(seed=seed)
     if name == "instructzero":
         return InstructZeroSampler(n_startup_trials=n_startup_trials, independent_sampler=sobol, seed=seed,
-                                   trust_region=trust_region, partial_credit=partial_credit,
-                                   lengthscale=lengthscale, flat=flat)
+                                   lengthscale=lengthscale)
     if name == "botorch":
         return BoTorchSampler(
             candidates_func=qlogei_candidates_func,

@@ -11,7 +11,7 @@ from components.data import Split
 from components.errors import BlackBoxError, ConfigError
 from components.params import Params
 from flows.settings import HERE, Workspace, load_params, local_model
-from tasks.blackbox import evaluate, open_blackbox
+from tasks.blackbox import open_blackbox, score_instructions
 from tasks.data import read_split, split_digest
 from tasks.files import read_json, write_json
 from tasks.tracking import failed_on_error, log_results, register_instruction
@@ -35,10 +35,10 @@ def evaluate_test(workspace: Workspace = HERE) -> dict:
     candidates = read_json(workspace.candidates)[: params.eval.top_k]
     run_id = read_json(workspace.run_info)["mlflow_run_id"]
     with failed_on_error(workspace.tracking_uri(), run_id):
-        return _evaluate(params, workspace, split, metric, candidates, run_id)
+        return _score_and_register(params, workspace, split, metric, candidates, run_id)
 
 
-def _evaluate(
+def _score_and_register(
     params: Params, workspace: Workspace, split: Split, metric: str, candidates: list[dict], run_id: str
 ) -> dict:
     """Score the candidates and the empty instruction, register the best, close the MLflow run."""
@@ -47,7 +47,7 @@ def _evaluate(
                        workspace.response_store(), workspace.server_log) as blackbox:
         get_run_logger().info("scoring %d instructions (the top %d and the empty one) on %d test examples",
                               len(instructions), len(candidates), len(split.test))
-        scored = evaluate(blackbox, instructions, split.test, metric, bar="test set")
+        scored = score_instructions(blackbox, instructions, split.test, metric, bar="test set")
     evaluations = scored.evaluations
     if None in evaluations:
         raise BlackBoxError(

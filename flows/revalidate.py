@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from components.errors import BlackBoxError
 from components.params import BlackBoxParams, DataParams
 from flows.settings import HERE, PARAMS, load_params, local_model
-from tasks.blackbox import evaluate, open_blackbox
+from tasks.blackbox import open_blackbox, score_instructions
 from tasks.data import load_task, split_and_write, split_digest
 from tasks.tracking import log_results, log_table, production_prompts, start_run, tag_prompt_version
 
@@ -48,7 +48,7 @@ def revalidate(
             tags = version.tags
             data = DataParams.model_validate_json(tags["data"])
             split = split_and_write.fn(load_task.fn(data), data, Path(tmp) / version.name)
-            scored = evaluate(blackbox, [tags["instruction"]], split.test, tags["metric"])
+            scored = score_instructions(blackbox, [tags["instruction"]], split.test, tags["metric"])
             (evaluation,) = scored.evaluations
             if evaluation is None:
                 raise BlackBoxError(f"{version.name}: test calls failed after {box.max_retries} retries "

@@ -100,7 +100,7 @@ def ensure_rate_limit(name: str, requests_per_minute: int) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate(
+def score_instructions(
     blackbox: BlackBox, instructions: list[str], examples: tuple[Example, ...], metric: str, bar: str | None = None
 ) -> Scored:
     """Score instructions zero-shot on examples (one concurrent batch of calls): an evaluation

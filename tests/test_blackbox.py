@@ -42,14 +42,13 @@ def test_evaluation_scores_over_http_and_pays_each_prompt_once(tmp_path):
         assert len(server.requests) == 6 and again.stats.cache_hits == 3 and again.stats.calls == 0
 
 
-def test_answers_in_sentences_score_0_and_get_graded_partial_credit(tmp_path):
+def test_answers_in_sentences_score_0_under_exact_match(tmp_path):
     examples = (Example("good film", ("positive",)), Example("dull", ("negative",)))
     with stub_server(lambda prompt: "The sentiment is positive.") as server:
         scored = evaluate_instructions(_blackbox(server.base_url, ResponseCache(tmp_path / "c.db")),
                                        ["Classify it."], examples, "exact_match")
     [evaluation] = scored.evaluations
-    assert evaluation.scores == (0.0, 0.0) and evaluation.partial == (0.4, 0.0)  # F1 of 1 word in 4
-    assert evaluation.partial_mean == 0.2
+    assert evaluation.scores == (0.0, 0.0) and evaluation.outputs == ("The sentiment is positive.",) * 2
 
 
 def test_concurrent_completions_each_report_their_own_cost(tmp_path):

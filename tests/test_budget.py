@@ -50,14 +50,6 @@ def test_workers_keep_their_share_of_the_tail_even():
     assert next_batch(4, 0, running=10, mine=0, workers=4) == 0
 
 
-def test_screening_leaves_room_for_the_finalist_and_the_calls_in_flight():
-    used = CallStats(calls=10)
-    assert Budget(max_calls=40).affordable(used, 2, 20, beside=0 + 5) == 12  # 10 + 24 + 5 <= 40
-    assert Budget(max_calls=40).affordable(used, 2, 20, beside=10 + 5) == 7  # 10 in flight
-    assert Budget(max_calls=40).affordable(used, 2, 3, beside=10 + 5) == 3
-    assert Budget(max_calls=16).affordable(used, 2, 20, beside=0 + 5) == 0
-
-
 def test_plan_is_an_upper_bound():
     val, test = [Example("abcd", ("a",))] * 4, [Example("abcd", ("a",))] * 10
     plan = plan_run(val, test, n_instructions=5, top_k=2, max_tokens=8, instruction_tokens=10, price=(1.0, 2.0))

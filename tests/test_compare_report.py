@@ -10,8 +10,7 @@ from flows.settings import Workspace
 
 SETTINGS = {"instructions": 20, "n_validation": 20, "max_trials": 200, "n_test": 40,
             "generator": {"temperature": 0.5, "max_new_tokens": 48}, "projection": {"scale": 1.0}}
-BO = {"trust_region": None, "partial_credit": 0.0, "pool": 16, "pool_share": 1.0, "screen": 0, "lengthscale": 0.5,
-      "flat": "sobol"}
+BO = {"pool": 16, "lengthscale": 0.5}
 
 
 def run(seed: int, test: float, metric: str = "paper") -> dict:
@@ -45,9 +44,9 @@ def test_against_names_the_knobs_its_instructzero_runs_had_otherwise(tmp_path):
     old = {"trust_region": None, "partial_credit": 0.0, "pool": 16}  # saved before the later knobs: their defaults
     save_runs(tmp_path / "t1", SETTINGS, {"a/instructzero": [{**run(0, 0.5), "knobs": old}],
                                           "b/instructzero": [{**run(0, 0.2), "knobs": {**old, "pool": 0}}]})
-    _, differ = load_against(tmp_path / "t1", SETTINGS, {**BO, "flat": "uncertain"}, {"a": "paper", "b": "paper"})
+    _, differ = load_against(tmp_path / "t1", SETTINGS, {**BO, "lengthscale": 0.15}, {"a": "paper", "b": "paper"})
     assert differ == ["InstructZero's bo.pool: 0, 16 there, 16 here",
-                      "InstructZero's bo.flat: sobol there, uncertain here"]
+                      "InstructZero's bo.lengthscale: 0.5 there, 0.15 here"]
 
 
 def test_against_a_folder_with_other_splits_is_refused_before_any_run(tmp_path):
@@ -59,18 +58,19 @@ def test_against_a_folder_with_other_splits_is_refused_before_any_run(tmp_path):
 
 
 def test_saving_keeps_the_runs_loading_left_out_and_other_settings_are_refused(tmp_path):
-    bo = {"pool": 16, "pool_share": 1.0, "screen": 0}
+    bo = {"pool": 16, "lengthscale": 0.5}
     kept_out = {"seed": 0, "test": 0.3, "metric": "paper", "knobs": {"pool": 0, "screen": 0}}  # not loaded
     before_share = {**kept_out, "knobs": {"pool": 16, "screen": 0}}  # saved before bo.pool_share: ran at 1.0
-    save_runs(tmp_path / "out", SETTINGS, {"a/random_pool": [kept_out, before_share],
+    screened = {**kept_out, "knobs": {"pool": 16, "screen": 5}}  # ran at a retired knob's other value: not loaded
+    save_runs(tmp_path / "out", SETTINGS, {"a/random_pool": [kept_out, before_share, screened],
                                            "b/random": [run(0, 0.2, metric="contains")]})
     results = load(tmp_path / "out", SETTINGS, bo, {"a": "paper", "b": "paper"})
     assert results["a", "random_pool"] == [before_share] and results["b", "random"] == []
-    assert load(tmp_path / "out", SETTINGS, {**bo, "pool_share": 0.5}, {"a": "paper"})["a", "random_pool"] == []
+    assert load(tmp_path / "out", SETTINGS, {**bo, "pool": 8}, {"a": "paper"})["a", "random_pool"] == []
     results["a", "random_pool"].append({"seed": 1, "test": 0.4, "metric": "paper", "knobs": bo})
     save(results, SETTINGS, tmp_path / "out")
     runs = json.loads((tmp_path / "out" / "compare_optimizers.json").read_text())["runs"]
-    assert [r["seed"] for r in runs["a/random_pool"]] == [0, 0, 1] and runs["a/random_pool"][0] == kept_out
+    assert [r["seed"] for r in runs["a/random_pool"]] == [0, 0, 0, 1] and runs["a/random_pool"][0] == kept_out
     assert runs["b/random"] == [run(0, 0.2, metric="contains")]
     with pytest.raises(SystemExit, match=r"out/compare_optimizers.json: its runs had other settings \(generator\)"):
         load(tmp_path / "out", {**SETTINGS, "generator": {"temperature": 1.0, "max_new_tokens": 48}}, bo, {})

@@ -1,10 +1,9 @@
-"""Which generated instructions a batch pays for first (bo.pool) and which goes on after screening (bo.screen)."""
+"""Which generated instructions a batch pays for first (bo.pool)."""
 
 from __future__ import annotations
 
-from components.blackbox import Evaluation
 from components.data import Example
-from components.pool import answer_labels, finalist, named_picks, names_an_answer, pool_quota, rank_candidates
+from components.pool import answer_labels, named_picks, names_an_answer, random_points
 
 
 def _exemplars(*answers: str) -> list[Example]:
@@ -36,24 +35,10 @@ def test_new_instructions_naming_an_answer_are_picked_first_with_the_first_z_tha
     assert picks == [([0.0], "Say positive."), ([0.2], "Say negative.")]  # a repeat keeps the first z
     assert named_picks(points, instructions, ("positive", "negative"), (), n=1) == [([0.0], "Say positive.")]
     assert named_picks(points, instructions, (), (), n=4) == []  # no labels: nothing is picked
-    anything = named_picks(points, instructions, None, exclude={"Known positive."}, n=9)  # (screening: any new one)
-    assert [v for _, v in anything] == list(dict.fromkeys(v for v in instructions if v and v != "Known positive."))
 
 
-def test_the_finalist_is_the_best_screened_the_earliest_on_ties_never_one_whose_calls_failed():
-    def screened(*scores: float) -> Evaluation:
-        return Evaluation("", ("",) * len(scores), scores)
-
-    assert finalist({"a": screened(0, 0), "b": screened(1, 0), "c": screened(0, 1), "d": None}) == "b"
-    assert finalist({"a": None, "b": screened(0, 0)}) == "b"
-    assert finalist({"a": None}) is None and finalist({}) is None
-
-
-def test_ranking_keeps_the_pools_order_within_each_group_and_drops_empty_and_known_ones():
-    ranked = rank_candidates(["a", "", "Say yes.", "b", "Say no.", "a"], ("yes", "no"), exclude={"b"})
-    assert ranked == ["Say yes.", "Say no.", "a"]
-
-
-def test_the_pools_quota_is_its_share_of_the_batch_rounded_up_without_float_error():
-    assert [pool_quota(4, 1.0), pool_quota(4, 0.5), pool_quota(4, 0.25), pool_quota(1, 0.5)] == [4, 2, 1, 1]
-    assert [pool_quota(10, 0.3), pool_quota(10, 0.7), pool_quota(10, 0.31)] == [3, 7, 4]
+def test_random_points_are_uniform_on_the_cube_and_decided_by_the_seed():
+    points = random_points(3, 200, 4)
+    assert points == random_points(3, 200, 4) and points != random_points(4, 200, 4)
+    assert all(-1 <= x <= 1 for p in points for x in p) and len(points) == 200 and len(points[0]) == 4
+    assert abs(sum(x for p in points for x in p) / 800) < 0.1

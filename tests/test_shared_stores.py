@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from components.blackbox import ResponseCache
+from components.study import open_study
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
 from flows.settings import DATABASE_URL
-from tasks.study import open_study
 from tests.conftest import small_params
 from tests.openai_stub import stub_server
 from tests.services import new_database

@@ -1,14 +1,15 @@
-"""tasks/study.py: seeds that follow the trial, not the process; a retry asks the same z."""
+"""components/study.py: seeds that follow the trial, not the process; a retry asks the same z."""
 
 from __future__ import annotations
 
 import optuna
 
 from components.blackbox import CallStats, Evaluation
-from tasks.study import (
+from components.study import (
     ask,
     close_unwritten,
     fail_and_retry,
+    fail_over_cap,
     known_evaluations,
     n_running,
     open_study,
@@ -18,7 +19,6 @@ from tasks.study import (
     tell,
     trial_records,
     trial_seed,
-    trim,
 )
 
 
@@ -49,7 +49,7 @@ def test_a_trial_whose_z_wrote_no_instruction_is_told_0_and_is_no_candidate():
 def test_a_shared_study_fails_only_trials_whose_worker_stopped_beating(tmp_path):
     import time
 
-    from tasks.study import RETRY_OF, heartbeats
+    from components.study import RETRY_OF, heartbeats
 
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
 
@@ -77,8 +77,8 @@ def test_workers_asking_at_once_never_pass_the_trial_cap():
     study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
     first = ask(study, 3, 2)  # two workers each asked 3 when 4 were left
     second = ask(study, 3, 2)
-    kept_first, _ = trim(study, *first, cap=4)
-    kept_second, z = trim(study, *second, cap=4)
+    kept_first, _ = fail_over_cap(study, *first, cap=4)
+    kept_second, z = fail_over_cap(study, *second, cap=4)
     assert len(kept_first) == 3 and len(kept_second) == 1 and len(z) == 1
     assert n_running(study) == 4 and len(study.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 2
 
@@ -95,28 +95,17 @@ def test_each_worker_keeps_its_own_spending_and_the_study_sums_them():
     assert spent_by_all(study, but="a")[0].calls == 5
 
 
-def test_told_partial_credit_is_kept_and_lets_the_instructzero_gp_fit_scores_all_0():
-    def flat_study(partial_credit: float) -> optuna.Study:
-        study = open_study("sqlite:///:memory:", "s", "instructzero", 2, seed=0, partial_credit=partial_credit)
-        trials, _ = ask(study, 3, 2)
-        for k, trial in enumerate(trials):
-            tell(study, trial, Evaluation(f"v{k}", ("a", "b"), (0.0, 0.0), (0.1 * k, 0.0)))
+def test_told_evaluations_are_known_by_instruction_and_the_gp_waits_for_two_scores():
+    def study_of(scores: list[float]) -> optuna.Study:
+        study = open_study("sqlite:///:memory:", "s", "instructzero", 2, seed=0)
+        trials, _ = ask(study, len(scores), 2)
+        for k, (trial, value) in enumerate(zip(trials, scores, strict=True)):
+            tell(study, trial, Evaluation(f"v{k}", ("a", "b"), (value, value)))
         return study
 
-    study = flat_study(0.5)
-    assert known_evaluations(study)["v2"].partial == (0.2, 0.0)
+    study = study_of([0.0, 0.5, 0.0])
+    assert known_evaluations(study)["v1"] == Evaluation("v1", ("a", "b"), (0.5, 0.5))
     space = {f"z{i:02d}": optuna.distributions.FloatDistribution(-1.0, 1.0) for i in range(2)}
     assert set(study.sampler.sample_relative(study, study.ask(), space)) == set(space)  # the GP serves
-    plain = flat_study(0.0)
-    assert plain.sampler.sample_relative(plain, plain.ask(), space) == {}  # equal scores: Sobol serves
-
-
-def test_the_flat_knob_reaches_the_instructzero_sampler():
-    """bo.flat "uncertain": on scores all 0 the study's sampler proposes z itself, at the cube's bounds."""
-    study = open_study("sqlite:///:memory:", "s", "instructzero", 2, seed=0, flat="uncertain")
-    trials, _ = ask(study, 3, 2)
-    for k, trial in enumerate(trials):
-        tell(study, trial, Evaluation(f"v{k}", ("a", "b"), (0.0, 0.0), (0.0, 0.0)))
-    space = {f"z{i:02d}": optuna.distributions.FloatDistribution(-1.0, 1.0) for i in range(2)}
-    z = study.sampler.sample_relative(study, study.ask(), space)
-    assert set(z) == set(space) and all(abs(v) > 0.99 for v in z.values())
+    flat = study_of([0.0, 0.0, 0.0])
+    assert flat.sampler.sample_relative(flat, flat.ask(), space) == {}  # equal scores: Sobol serves

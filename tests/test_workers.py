@@ -23,8 +23,8 @@ from mlflow.tracking import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from components.study import RETRY_OF
 from flows.settings import DATABASE_URL
-from tasks.study import RETRY_OF
 from tests.conftest import ROOT, small_params
 from tests.openai_stub import stub_server
 from tests.services import background, new_database, prefect_and_mlflow_servers

@@ -1,4 +1,5 @@
-"""The Optuna study: opening (and resuming) it, asking z batches, telling evaluations."""
+"""The Optuna study: opening (and resuming) it, asking z batches, telling evaluations, and what
+each worker spent."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from typing import Any
 import optuna
 
 from components.blackbox import CallStats, Evaluation
-from components.instructzero_sampler import Flat
 from components.samplers import make_sampler
+from components.seeds import derive_seed
 from components.tables import create_racing
 
 INSTRUCTION, OUTPUTS, SCORES, RETRY_OF = "instruction", "outputs", "scores", "retry_of"
-PARTIAL = "partial_scores"  # per-example token F1 (Evaluation.partial): the GP's partial credit
 USAGE, SECONDS = "blackbox_usage/", "seconds/"  # + a worker's name: what each worker spent (its own key)
-SCREENED = "screened/"  # + a worker's name: how many instructions it screened (bo.screen)
+STOPPED = "stopped_by_budget"  # a study attribute: a worker found the budget spent
 
 
 # Heartbeats with ask-and-tell, on purpose (Optuna's own are for Study.optimize).
@@ -31,8 +31,7 @@ HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 120  # shared studies: a trial silent for
 
 def open_study(
     storage: str, name: str, sampler: str, n_startup_trials: int, seed: int, shared: bool = False,
-    heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS, trust_region: float | None = None,
-    partial_credit: float = 0.0, lengthscale: float = 0.5, flat: Flat = "sobol",
+    heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS, lengthscale: float = 0.5,
 ) -> optuna.Study:
     """Create or load the study. A trial left RUNNING by a dead run is failed and asked again
     with the same z (so it regenerates the same instruction, whose answers are cached): at
@@ -45,7 +44,7 @@ def open_study(
     )) if shared else storage
     study = optuna.create_study(
         storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=make_sampler(sampler, n_startup_trials, seed, trust_region, partial_credit, lengthscale, flat),
+        sampler=make_sampler(sampler, n_startup_trials, seed, lengthscale),
     )
     if shared:
         optuna.storages.fail_stale_trials(study)
@@ -115,16 +114,6 @@ def record_spending(study: optuna.Study, worker: str, usage: CallStats, seconds:
     study.set_user_attr(SECONDS + worker, {k: round(v, 2) for k, v in seconds.items()})
 
 
-def count_screened(study: optuna.Study, worker: str, more: int) -> None:
-    """Add ``more`` to the instructions ``worker`` screened."""
-    study.set_user_attr(SCREENED + worker, study.user_attrs.get(SCREENED + worker, 0) + more)
-
-
-def n_screened(study: optuna.Study) -> int:
-    """The instructions every worker screened."""
-    return sum(v for k, v in study.user_attrs.items() if k.startswith(SCREENED))
-
-
 def spent_by_all(study: optuna.Study, but: str | None = None) -> tuple[CallStats, dict[str, float]]:
     """What every worker (except ``but``) spent on this study, summed."""
     usage, seconds = CallStats(), dict[str, float]()
@@ -136,6 +125,16 @@ def spent_by_all(study: optuna.Study, but: str | None = None) -> tuple[CallStats
     return usage, seconds
 
 
+def stop_for_budget(study: optuna.Study, stopped: bool = True) -> None:
+    """Mark the study stopped by the budget (every worker then stops asking), or, with
+    ``stopped=False``, free to go on (a raised budget continues it)."""
+    study.set_user_attr(STOPPED, stopped)
+
+
+def stopped_by_budget(study: optuna.Study) -> bool:
+    return bool(study.user_attrs.get(STOPPED))
+
+
 def n_complete(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
@@ -144,7 +143,7 @@ def n_running(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
 
-def trim(
+def fail_over_cap(
     study: optuna.Study, trials: list[optuna.Trial], z: list[list[float]], cap: int
 ) -> tuple[list[optuna.Trial], list[list[float]]]:
     """Keep the asked trials that fit under ``cap`` complete-or-running trials, counted in trial
@@ -181,7 +180,7 @@ def enqueue(study: optuna.Study, points: list[list[float]]) -> None:
 
 def trial_seed(trial: optuna.Trial, seed: int) -> int:
     """A seed of the trial's own (the one it retries, for a retry), never of the process's history."""
-    return seed * 1_000_003 + trial.user_attrs.get(RETRY_OF, trial.number)
+    return derive_seed(seed, trial.user_attrs.get(RETRY_OF, trial.number))
 
 
 def known_evaluations(study: optuna.Study) -> dict[str, Evaluation]:
@@ -190,8 +189,7 @@ def known_evaluations(study: optuna.Study) -> dict[str, Evaluation]:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         if INSTRUCTION in t.user_attrs:
             a = t.user_attrs
-            known[a[INSTRUCTION]] = Evaluation(a[INSTRUCTION], tuple(a[OUTPUTS]), tuple(a[SCORES]),
-                                               tuple(a.get(PARTIAL, ())))
+            known[a[INSTRUCTION]] = Evaluation(a[INSTRUCTION], tuple(a[OUTPUTS]), tuple(a[SCORES]))
     return known
 
 
@@ -241,26 +239,16 @@ def close_unwritten(
     return [t for t, _ in kept], [v for _, v in kept]
 
 
-def prune(study: optuna.Study, trial: optuna.Trial, screened: Evaluation) -> None:
-    """Close a trial whose instruction lost the screening: its score on the screened examples
-    is its last intermediate value."""
-    trial.set_user_attr(INSTRUCTION, screened.instruction)
-    trial.set_user_attr(SCORES, list(screened.scores))
-    trial.report(screened.mean, step=len(screened.scores))
-    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-
-
 def tell(study: optuna.Study, trial: optuna.Trial, evaluation: Evaluation) -> None:
     trial.set_user_attr(INSTRUCTION, evaluation.instruction)
     trial.set_user_attr(OUTPUTS, list(evaluation.outputs))
     trial.set_user_attr(SCORES, list(evaluation.scores))
-    trial.set_user_attr(PARTIAL, list(evaluation.partial))
     study.tell(trial, evaluation.mean)
 
 
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
     """Completed trials in order: z, instruction, score, best score so far, and the black box's
-    outputs, per-example scores and partial credit."""
+    outputs and per-example scores."""
     records, best = [], float("-inf")
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     for index, t in enumerate(complete, start=1):
@@ -271,7 +259,6 @@ def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
             "val_score": t.value, "best_val_score": best,
             "z": [t.params[k] for k in sorted(t.params)],
             "outputs": t.user_attrs.get(OUTPUTS, []), "scores": t.user_attrs.get(SCORES, []),
-            "partial_scores": t.user_attrs.get(PARTIAL, []),
         })
     return records
 

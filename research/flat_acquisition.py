@@ -7,7 +7,7 @@ coordinates sit at the bound, next to a uniform z's; for black-box outputs that 
 between the points' instructions (S = I) and outputs that share half their words (S = 0.5).
 Writes benchmarks/results/flat_acquisition.{json,md}.
 
-    .venv/bin/python -m benchmarks.flat_acquisition --seeds 0 1 2 3 4
+    .venv/bin/python -m research.flat_acquisition --seeds 0 1 2 3 4
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from scipy.stats import qmc
 from components.instructzero_sampler import instructzero_candidate
 from components.kernel import output_similarity
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 PATTERNS = ("all equal", "one hit", "all different")
 OUTPUTS = {"share nothing": lambda i, k: f"o{i}x{k}", "share half": lambda i, k: f"answer {i}"}
 
@@ -59,7 +59,7 @@ def main() -> None:
     reference = {"norm": uniform.norm(dim=1).mean().item(),
                  "at_bound": (uniform.abs() > 0.98).sum(1).double().mean().item()}
     lines = [f"# The GP's next point after {args.n_startup} Sobol points (d = {args.dim}, seeds {args.seeds})", "",
-             "Command: `.venv/bin/python -m benchmarks.flat_acquisition --seeds "
+             "Command: `.venv/bin/python -m research.flat_acquisition --seeds "
              + " ".join(map(str, args.seeds)) + "`", "",
              f"| outputs | start-up scores | mean norm of z | coordinates of {args.dim} at the bound (abs > 0.98), "
              "mean | per seed (norm, at bound) |",

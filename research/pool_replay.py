@@ -34,13 +34,13 @@ ones first). The GP policies pick the farthest instruction while all scores so f
 and navigate: read its rows on those tasks as in-sample; causal_judgment and word_sentiment (two
 other tasks with a label set) were built afterwards to check it (``--out pool_replay_heldout``).
 
-    .venv/bin/python -m benchmarks.pool_replay --build --tasks sentiment negation implicatures navigate --n 96
-    .venv/bin/python -m benchmarks.pool_replay --replays 40
-    .venv/bin/python -m benchmarks.pool_replay --build --tasks causal_judgment word_sentiment --n 96 \
+    .venv/bin/python -m research.pool_replay --build --tasks sentiment negation implicatures navigate --n 96
+    .venv/bin/python -m research.pool_replay --replays 40
+    .venv/bin/python -m research.pool_replay --build --tasks causal_judgment word_sentiment --n 96 \
         --out pool_replay_heldout
-    .venv/bin/python -m benchmarks.pool_replay --score-test 12 --tasks sentiment negation implicatures navigate \
+    .venv/bin/python -m research.pool_replay --score-test 12 --tasks sentiment negation implicatures navigate \
         word_sentiment --policies uniform z_gp named named_z_gp --out pool_replay_test
-    .venv/bin/python -m benchmarks.pool_replay --tasks sentiment negation implicatures navigate word_sentiment \
+    .venv/bin/python -m research.pool_replay --tasks sentiment negation implicatures navigate word_sentiment \
         --policies uniform named screen named_screen --screen 5 --finalists 5 --out pool_replay_screen
 """
 
@@ -65,29 +65,37 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.tasks import RESULTS, ROOT, embedded_model, load, local_blackbox
+from benchmarks.tasks import ROOT, embedded_model, load, local_blackbox
 from components.blackbox import evaluate_instructions
 from components.data import split_task
 from components.generator import build_prompt, clean_instruction, generate_texts, load_generator, model_projection
 from components.kernel import InstructionCoupledKernel, output_similarity
 from components.metrics import metric_for_task, score
-from components.pool import answer_labels, names_an_answer, rank_candidates
+from components.pool import answer_labels, names_an_answer
 from flows.settings import load_params
 
+RESULTS = ROOT / "research" / "results"
 POOL = RESULTS / "pool_replay_pool.json"
 POLICIES = ("uniform", "z_gp", "emb_gp", "emb_far", "named", "named_z_gp", "screen", "named_screen")
 
+
+
+def rank_candidates(candidates: list[str], labels: tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
+    """The distinct, non-empty ``candidates`` not in ``exclude``: those naming one of ``labels``
+    first, each group in the pool's order."""
+    fresh = [v for v in dict.fromkeys(candidates) if v and v not in exclude]
+    return sorted(fresh, key=lambda v: not names_an_answer(v, labels))
 
 def build(tasks: list[str], n: int, n_val: int) -> None:
     params = load_params(ROOT / "params.yaml")
     gen = params.generator
     model, tokenizer = load_generator(str(embedded_model()))
-    projection = model_projection(params.projection, model, tokenizer)
+    projection = model_projection(params.projection, model)
     pools = json.loads(POOL.read_text()) if POOL.exists() else {}
     with tempfile.TemporaryDirectory() as tmp, local_blackbox(Path(tmp), params.blackbox) as (_, box):
         for task in tasks:
             split = split_task(load(task), 5, n_val, 1, 0)
-            prompt = build_prompt(tokenizer, gen.prompt, split.exemplars, gen.response_prefix, gen.soft_prompt_position)
+            prompt = build_prompt(tokenizer, gen.prompt, split.exemplars, gen.response_prefix)
             z = torch.rand(n, params.projection.intrinsic_dim, generator=torch.Generator().manual_seed(0)) * 2 - 1
             texts = generate_texts(model, tokenizer, prompt, projection.soft_prompts(z), gen.max_new_tokens,
                                    gen.response_prefix, temperature=gen.temperature, max_batch=gen.max_batch,
@@ -278,7 +286,7 @@ def main() -> None:
             print(f"{task} {policy}: mean best {statistics.mean(values):.3f}, "
                   f"found a hit in {row['policies'][policy]['found_hit']:.0%}", flush=True)
         rows.append(row)
-    command = "python -m benchmarks.pool_replay " + " ".join(
+    command = "python -m research.pool_replay " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items() if k not in ("build", "score_test", "out") and v is not None)
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
@@ -290,7 +298,7 @@ def main() -> None:
 def markdown(rows: list[dict], command: str, args: argparse.Namespace) -> str:
     tested = all("perfect_test" in row for row in rows)
     lines = [f"Pools: {args.n} random z per task (seed 0, params.yaml's generator at the time), built by "
-             "`python -m benchmarks.pool_replay --build` (the commands in its docstring). Replay:", "",
+             "`python -m research.pool_replay --build` (the commands in its docstring). Replay:", "",
              f"`{command}`", "",
              f"Each run picks {args.budget} distinct instructions of the task's pool ({args.startup} at random, then "
              f"batches of {args.batch}); {args.replays} runs per policy, paired with Uniform by seed. The screen "

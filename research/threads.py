@@ -2,9 +2,9 @@
 the machine: the optimize step (generating the next batch while the current one is scored) of
 the default run, once per ``scale.threads`` setting, against one local model server, each with a
 cold response cache. Prints wall time and its parts per setting, as a ratio to the first one,
-and whether the run wrote the same instructions; writes benchmarks/results/threads.{json,md}.
+and whether the run wrote the same instructions; writes research/results/threads.{json,md}.
 
-    .venv/bin/python -m benchmarks.threads --threads 2 1 --instructions 12
+    .venv/bin/python -m research.threads --threads 2 1 --instructions 12
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count() or 1, 1])
     parser.add_argument("--instructions", type=int, default=12, help="distinct instructions per run")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "research" / "results")
     args = parser.parse_args()
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     os.environ["OPENAI_API_KEY"] = "local"  # the local server checks no key
@@ -66,7 +66,7 @@ def main() -> None:
     lines = [f"Optimize step of the default run ({base['data']['task']}, {args.instructions} distinct instructions x "
              f"{base['data']['n_validation']} validation calls, local model server on the same "
              f"{os.cpu_count()}-core machine), per scale.threads", "",
-             "Command: `.venv/bin/python -m benchmarks.threads " + " ".join(sys.argv[1:]) + "`", "",
+             "Command: `.venv/bin/python -m research.threads " + " ".join(sys.argv[1:]) + "`", "",
              "| scale.threads | wall s | x first | generator s | bo s | black-box wait s | calls | same instructions |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -1,4 +1,4 @@
-"""Wall time spent per part of a flow."""
+"""Wall time spent per part of a run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 
 class Stopwatch:
+    """Adds up wall time per named part: ``with clock("generator"): ...``."""
+
     def __init__(self, seconds: Mapping[str, float] | None = None) -> None:
         """``seconds``: time already spent per part (the stopwatch adds to it)."""
         self.seconds: defaultdict[str, float] = defaultdict(float, seconds or {})
