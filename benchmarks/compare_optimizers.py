@@ -58,6 +58,7 @@ LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tp
 # only if it ran at these.
 RETIRED = {"trust_region": None, "partial_credit": 0.0, "pool_share": 1.0, "screen": 0, "flat": "sobol"}
 KNOB_DEFAULTS = {"lengthscale": 0.5, **RETIRED}  # added later: runs saved before ran at these
+RETIRED_SETTINGS = {"generator": {"soft_prompt_position": "start"}, "projection": {"kind": "linear"}}  # likewise
 SAVED = "compare_optimizers.json"  # the runs, under --out
 POOLED = {"random_pool": "random"}  # baselines run with params.yaml's bo.pool (without the GP)
 
@@ -204,6 +205,20 @@ def task_metric(task: str, args: argparse.Namespace) -> str:
     return "contains" if task in args.contains else args.metric
 
 
+def current_settings(settings: dict) -> dict:
+    """Saved settings in today's keys: a retired generator or projection setting at the value the
+    pipeline now runs is dropped (with ``mixture_atoms``, which only mixtures read); at another
+    value it stays, so the runs do not match today's."""
+    current = copy.deepcopy(settings)
+    for section, fixed in RETIRED_SETTINGS.items():
+        for key, value in fixed.items():
+            if current[section].get(key, value) == value:
+                current[section].pop(key, None)
+    if "kind" not in current["projection"]:
+        current["projection"].pop("mixture_atoms", None)
+    return current
+
+
 def saved_runs(out: Path, metrics: dict[str, str]) -> tuple[dict | None, dict[tuple[str, str], list[dict]]]:
     """The settings and the runs saved under ``out`` (None and none if nothing is), each task's runs
     only those scored with the metric in ``metrics`` (task -> metric)."""
@@ -215,7 +230,7 @@ def saved_runs(out: Path, metrics: dict[str, str]) -> tuple[dict | None, dict[tu
     for key, rs in saved["runs"].items():
         task, method = key.split("/")
         runs[task, method] = [r for r in rs if r["metric"] == metrics.get(task)]
-    return saved["settings"], runs
+    return current_settings(saved["settings"]), runs
 
 
 def load(out: Path, settings: dict, bo: dict, metrics: dict[str, str]) -> defaultdict[tuple[str, str], list[dict]]:

@@ -1,4 +1,4 @@
-"""The command line: python -m flows {run,sweep,evaluate,revalidate,dry-run,tasks,deploy,serve} [--help]."""
+"""The command line: instructzero (or python -m flows) {run,sweep,evaluate,revalidate,dry-run,tasks,deploy,serve}."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def _override(text: str) -> tuple[str, str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="python -m flows", description="Find the best instruction for a black-box "
-                                   "LLM (InstructZero) and operate it: run, evaluate, revalidate.", epilog=EPILOG)
+    main = argparse.ArgumentParser(prog="instructzero", description="Find the best instruction for a black-box "
+                                   "LLM (InstructZero) and operate it: run, evaluate, revalidate. (`python -m flows` "
+                                   "is the same command.)", epilog=EPILOG)
     sub = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, params: bool = True) -> argparse.ArgumentParser:

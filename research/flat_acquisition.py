@@ -5,7 +5,7 @@ equal. Per pattern of the 8 scores (all equal, one hit, all different) and seed:
 of `instructzero_candidate` (the sampler's GP step) in z = [-1, 1]^d, its norm and how many
 coordinates sit at the bound, next to a uniform z's; for black-box outputs that share nothing
 between the points' instructions (S = I) and outputs that share half their words (S = 0.5).
-Writes benchmarks/results/flat_acquisition.{json,md}.
+Writes research/results/flat_acquisition.{json,md}.
 
     .venv/bin/python -m research.flat_acquisition --seeds 0 1 2 3 4
 """

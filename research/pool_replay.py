@@ -6,7 +6,7 @@ how the choice is made, so this measures the choice on a fixed pool, many times 
 
 1. ``--build``: per task, n random z (seed 0) at params.yaml's generator and projection ->
    instructions (as the pipeline writes them) -> every distinct one scored on the validation set
-   (the paper's metric, the local model server). Saved as benchmarks/results/pool_replay_pool.json.
+   (the paper's metric, the local model server). Saved as research/results/pool_replay_pool.json.
 2. replay (always): per task and policy, ``--replays`` runs that each pick ``--budget`` distinct
    instructions from the pool (``--startup`` at random, then batches of ``--batch``), seeing the
    scores of what they picked. Reports the best score found (the optimiser's job: maximise the

@@ -83,3 +83,14 @@ def test_kept_trials_are_the_runs_own_under_the_outs_trials_folder(tmp_path):
     kept = keep_trials(tmp_path / "run", tmp_path / "out", "sentiment-4-gp")
     assert kept == tmp_path / "out" / "trials" / "sentiment-4-gp.json"
     assert json.loads(kept.read_text())[0]["z"] == [0.5, -1.0]
+
+
+def test_runs_saved_with_a_retired_setting_count_only_at_the_value_the_pipeline_now_runs(tmp_path):
+    old = {**SETTINGS, "generator": {**SETTINGS["generator"], "soft_prompt_position": "start"},
+           "projection": {**SETTINGS["projection"], "kind": "linear", "mixture_atoms": 8}}
+    save_runs(tmp_path / "old", old, {"a/random": [run(0, 0.5)]})
+    assert load(tmp_path / "old", SETTINGS, BO, {"a": "paper"})["a", "random"] == [run(0, 0.5)]
+    user = {**old, "generator": {**old["generator"], "soft_prompt_position": "user"}}
+    save_runs(tmp_path / "user", user, {"a/random": [run(0, 0.5)]})
+    with pytest.raises(SystemExit, match="other settings"):
+        load(tmp_path / "user", SETTINGS, BO, {"a": "paper"})

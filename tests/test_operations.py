@@ -101,3 +101,14 @@ def test_cli_lists_tasks_and_plans(workdir, capsys):
     assert main(["dry-run", "--set", "bo.n_instructions=10"]) == OK
     plan = capsys.readouterr().out.replace("\n", " ")
     assert "At most 74 calls: 50 validation (10 distinct instructions x 5 examples" in plan
+
+
+def test_the_instructzero_command_is_installed_and_is_the_cli():
+    import subprocess
+
+    command = Path(sys.executable).with_name("instructzero")
+    done = subprocess.run([str(command), "tasks"], capture_output=True, text=True, timeout=120, check=True)
+    assert "builtin/first_letter" in done.stdout.split()
+    bad = subprocess.run([str(command), "run", "--set", "bo.typo=1"], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert bad.returncode == BAD_INPUT and "bo.typo" in bad.stderr
