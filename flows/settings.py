@@ -190,7 +190,7 @@ def cpu_threads(params: Params) -> int | None:
     """CPU threads for this process's torch (generator, GP): ``scale.threads``, else half the
     cores when the black box runs on this machine (the local model server, or any endpoint on
     a loopback address), which answers while the next batch is generated and would otherwise
-    fight it for every core (2 cores: 3.4x slower, benchmarks/results/threads.md), else all (None)."""
+    fight it for every core, else all (None)."""
     if params.scale.threads is not None:
         return params.scale.threads
     url = params.blackbox.base_url
