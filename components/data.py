@@ -51,7 +51,7 @@ class Split:
 
 
 def read_text(location: str) -> str:
-    """Read a local file or an http(s) URL as text.
+    """Read a local file or an http(s) URL as UTF-8 text (a byte-order mark dropped).
 
     Raises:
         TaskDataError: naming ``location`` when it is missing, unreadable or empty.
@@ -59,9 +59,9 @@ def read_text(location: str) -> str:
     try:
         if location.startswith(("http://", "https://")):
             with urllib.request.urlopen(location, timeout=60) as response:
-                text = response.read().decode("utf-8")
+                text = response.read().decode("utf-8-sig")  # (-sig: without a byte-order mark, as spreadsheets write)
         else:
-            text = Path(location).read_text(encoding="utf-8")
+            text = Path(location).read_text(encoding="utf-8-sig")
     except (OSError, urllib.error.URLError, UnicodeDecodeError) as err:
         raise TaskDataError(f"{location}: cannot read task file ({err})") from err
     if not text.strip():

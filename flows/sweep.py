@@ -70,11 +70,11 @@ def plan_sweep(
     checked (flows/preflight.py) before anything runs."""
     from prefect.settings import PREFECT_API_URL
 
-    base = preflight(params_path, overrides)
-    experiment = f"{base.tracking.experiment}-{name}"
-    folder = (SWEEPS / name).resolve()
     model_list: list[str | None] = list(models) if models else [None]
     cells = grid(tasks, model_list, seeds or [0])
+    base = preflight(params_path, {**(overrides or {}), **cells[0].overrides()})  # (a model may be the cells')
+    experiment = f"{base.tracking.experiment}-{name}"
+    folder = (SWEEPS / name).resolve()
     runs = {}
     for cell in cells:
         cell_overrides = {**(overrides or {}), **cell.overrides(), "tracking.experiment": experiment}

@@ -153,15 +153,19 @@ def stub_server(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="A fault-injecting OpenAI-compatible proxy on 127.0.0.1.")
-    parser.add_argument("--upstream", required=True, help="the OpenAI-compatible base URL to forward good calls to")
+    parser = argparse.ArgumentParser(description="A fault-injecting OpenAI-compatible server on 127.0.0.1: it "
+                                     "forwards good calls to --upstream, or without one answers each with the "
+                                     "prompt's input (model 'stub').")
+    parser.add_argument("--upstream", help="the OpenAI-compatible base URL to forward good calls to")
     for kind in FAULTS:
         parser.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0, help=f"rate of {kind} faults")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     faults = {k: getattr(args, k) for k in FAULTS if getattr(args, k)}
-    with stub_server(upstream=args.upstream, faults=faults, seed=args.seed) as server:
-        print(f"serving {server.base_url} -> {args.upstream} with faults {faults}", flush=True)
+    answer = None if args.upstream else last_input
+    with stub_server(answer, upstream=args.upstream, faults=faults, seed=args.seed) as server:
+        print(f"serving {server.base_url} -> {args.upstream or 'the input as the answer'} with faults {faults}",
+              flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -163,3 +163,21 @@ def test_a_batch_with_cached_answers_is_not_stopped_by_its_few_failed_calls(tmp_
         assert retry.answers == ["AB", "CD", None] and retry.stats.failed == 1  # (a retried trial's call)
         with pytest.raises(BlackBoxError, match="all 1 calls failed"):  # nothing cached: the endpoint is unusable
             _blackbox(failing.base_url, ResponseCache(tmp_path / "d.db")).complete(prompts[2:])
+
+
+def test_the_stub_answers_on_its_own_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    stub = subprocess.Popen([sys.executable, "-m", "tests.openai_stub", "--seed", "1"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert stub.stdout is not None
+        url = stub.stdout.readline().split()[1]  # "serving URL -> ..."
+        done = _blackbox(url, ResponseCache(tmp_path / "c.db")).complete([zero_shot_prompt("Repeat it.", "hello")])
+        assert done.answers == ["hello"]
+    finally:
+        stub.terminate()
+        stub.wait(timeout=30)

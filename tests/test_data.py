@@ -111,6 +111,14 @@ def test_missing_and_empty_files_name_the_file(tmp_path):
         read_text(str(tmp_path / "empty.jsonl"))
 
 
+def test_files_with_a_byte_order_mark_read_as_the_user_sees_them(tmp_path):
+    """Spreadsheets save "CSV UTF-8" with a byte-order mark; some editors do the same for JSONL."""
+    (tmp_path / "t.csv").write_bytes("input,output\nhello,world\n".encode("utf-8-sig"))
+    (tmp_path / "t.jsonl").write_bytes('{"input": "a", "output": "b"}\n'.encode("utf-8-sig"))
+    assert parse_pairs(read_text(str(tmp_path / "t.csv")), "t.csv") == (Example("hello", ("world",)),)
+    assert parse_pairs(read_text(str(tmp_path / "t.jsonl")), "t.jsonl") == (Example("a", ("b",)),)
+
+
 def test_pairs_jsonl_and_csv():
     jsonl = '{"input": "a", "output": "b"}\n\n{"input": "c", "output": ["d", "e"]}\n'
     assert parse_pairs(jsonl, "my.jsonl") == (Example("a", ("b",)), Example("c", ("d", "e")))

@@ -75,3 +75,20 @@ def test_a_sweep_runs_every_cell_on_the_pool_within_one_shared_rate_limit(tmp_pa
     assert len(times) > 4 * 20
     assert all(j - i + 1 <= burst + per_second * (times[j] - times[i]) + 1
                for i in range(len(times)) for j in range(i, len(times)))
+
+
+@pytest.mark.slow
+def test_the_readme_sweep_example_is_planned_with_each_cells_model(embedded_model, monkeypatch):
+    """A remote endpoint named by --set and its models by --models: no model in params.yaml."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.sweep import plan_sweep
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    overrides = {"blackbox.base_url": "https://api.openai.com/v1", "blackbox.requests_per_minute": "5000",
+                 "blackbox.shared_rate_limit": "true"}
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        _, cells, runs = plan_sweep(["first_letter", "parity"], [0, 1, 2], ["gpt-4o-mini", "gpt-4.1-mini"], "june",
+                                    ROOT / "params.yaml", overrides)
+    assert len(cells) == len(runs) == 12
+    assert {r["overrides"]["blackbox.model"] for r in runs.values()} == {"gpt-4o-mini", "gpt-4.1-mini"}
