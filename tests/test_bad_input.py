@@ -193,3 +193,19 @@ def test_bad_input_exits_2_naming_it(project, capsys, argv, needle):
 def test_a_good_input_passes_the_same_checks(project, capsys):
     with pytest.raises(AssertionError, match="reached the pipeline"):
         main(["run", *_pairs(project.parent / "t.jsonl", GOOD_ROWS)])
+
+
+@pytest.mark.parametrize(("url", "needle"), [
+    ("not a url", "INSTRUCTZERO_DATABASE_URL is not a database URL"),
+    ("postgres+psycopg://me:s3cret@127.0.0.1:5432/db", "'postgres+psycopg' is not a database this project uses"),
+    ("postgresql+psycopg://me:s3cret@127.0.0.1:1/db", "cannot connect"),  # no server on that port
+])
+def test_a_bad_database_url_exits_2_naming_the_variable_never_the_password(project, capsys, monkeypatch, url,
+                                                                          needle):
+    monkeypatch.setenv("INSTRUCTZERO_DATABASE_URL", url)
+    before = _tree(project)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "INSTRUCTZERO_DATABASE_URL" in err
+    assert "s3cret" not in err and "Traceback" not in err
+    assert _tree(project) == before

@@ -81,3 +81,14 @@ def test_a_run_keeps_its_study_and_answers_in_the_database_and_never_its_passwor
     for path in workdir.rglob("*"):  # outputs, metrics, MLflow's database and artifacts
         if path.is_file() and not path.is_symlink():
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_the_preflight_connects_to_the_database_and_names_what_is_wrong(postgres_url):
+    from flows.preflight import database_problem
+
+    assert database_problem(postgres_url) is None
+    missing = postgres_url.replace("postgres@", f"postgres:{SECRET}@").rsplit("/", 1)[0] + "/no_such_db"
+    problem = database_problem(missing)
+    assert problem is not None and DATABASE_URL in problem and "no_such_db" in problem
+    assert "does not exist" in problem and SECRET not in problem
