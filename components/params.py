@@ -163,6 +163,7 @@ class ScaleParams(_Section):
     work_pool: str = Field("instructzero", min_length=1, pattern=r"^[\w.-]+$")  # a process work pool
     heartbeat: int = Field(30, ge=1, le=3600)  # seconds between a live trial's heartbeats
     grace: int = Field(120, ge=2, le=86400)  # a trial silent this long is failed and asked again
+    claim_timeout: int = Field(300, ge=1, le=86400)  # seconds flow runs may wait for a worker before giving up
     threads: int | None = Field(None, ge=1, le=1024)  # CPU threads per flow run; None: half the cores beside a
     # black box on this machine, else all
 

@@ -128,10 +128,10 @@ class Batch:
     scoring: Pending[Scored] | None
 
 
-def wants_more(n_known: int, n_done: int, stopped: bool, rules: Rules) -> bool:
+def wants_more(n_known: int, n_done: int, stopped: bool, n_instructions: int, n_trials: int) -> bool:
     """Whether the study needs more trials: fewer than ``n_instructions`` scored instructions and
     ``n_trials`` complete trials, and the budget not spent."""
-    return n_known < rules.n_instructions and n_done < rules.n_trials and not stopped
+    return n_known < n_instructions and n_done < n_trials and not stopped
 
 
 def new_instructions(instructions: Sequence[str], known: Collection[str]) -> list[str]:
@@ -171,7 +171,8 @@ class Search:
                     self._report(settled, known)
 
     def _wanted(self, known: dict[str, Evaluation]) -> bool:
-        return wants_more(len(known), n_complete(self.study), stopped_by_budget(self.study), self.rules)
+        return wants_more(len(known), n_complete(self.study), stopped_by_budget(self.study),
+                          self.rules.n_instructions, self.rules.n_trials)
 
     def _batch_size(self, known: dict[str, Evaluation], batch: Batch | None) -> int:
         """How many trials to ask now (0: none)."""

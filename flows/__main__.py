@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.errors import BlackBoxError, BudgetError, ConfigError, TaskDataError
+from components.errors import BlackBoxError, BudgetError, ConfigError, TaskDataError, WorkerError
 from flows.settings import PARAMS, Workspace, load_params, run_workspace
 
 OK, FAILED, BAD_INPUT, DROPPED = 0, 1, 2, 3
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, TaskDataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT
-    except (BlackBoxError, BudgetError) as err:
+    except (BlackBoxError, BudgetError, WorkerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return FAILED
 

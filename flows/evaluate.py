@@ -10,6 +10,7 @@ from components.blackbox import ZERO_SHOT
 from components.data import Split
 from components.errors import BlackBoxError, ConfigError
 from components.params import Params
+from components.progress import ProgressLog
 from flows.settings import HERE, Workspace, load_params, local_model
 from tasks.blackbox import open_blackbox, score_instructions
 from tasks.data import read_split, split_digest
@@ -45,9 +46,11 @@ def _score_and_register(
     instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + [EMPTY]))
     with open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
                        workspace.response_store(), workspace.server_log) as blackbox:
-        get_run_logger().info("scoring %d instructions (the top %d and the empty one) on %d test examples",
-                              len(instructions), len(candidates), len(split.test))
-        scored = score_instructions(blackbox, instructions, split.test, metric, bar="test set")
+        logger = get_run_logger()
+        logger.info("scoring %d instructions (the top %d and the empty one) on %d test examples",
+                    len(instructions), len(candidates), len(split.test))
+        progress = ProgressLog(logger.info, "test set", len(instructions) * len(split.test))
+        scored = score_instructions(blackbox, instructions, split.test, metric, progress)
     evaluations = scored.evaluations
     if None in evaluations:
         raise BlackBoxError(

@@ -23,11 +23,12 @@ from components.budget import Budget
 from components.errors import BudgetError
 from components.params import Params
 from components.pool import answer_labels
-from components.search import Rules, Search
+from components.search import Rules, Search, wants_more
 from components.study import (
     best_evaluations,
     known_evaluations,
     n_complete,
+    n_running,
     open_study,
     snapshot_study,
     spent_by_all,
@@ -51,7 +52,7 @@ from tasks.files import write_json
 from tasks.generator import load_generator, make_prompt, setup_projection, torch_threads
 from tasks.search import PipelineOperations
 from tasks.tracking import convergence_plot, failed_on_error, log_results, log_table, start_run
-from tasks.workers import run_flows
+from tasks.workers import Watch, run_flows
 
 RUN_ID_ATTR = "mlflow_run_id"
 IN_PROCESS = "main"  # the worker name of a run in one process
@@ -79,8 +80,7 @@ def optimize(workspace: Workspace = HERE) -> None:
         else:
             workers = {f"{name}-worker-{i}": {"workspace": asdict(workspace.absolute())}
                        for i in range(params.scale.workers)}
-            run_flows(WORKER_ENTRYPOINT, name, params.scale.work_pool, Path.cwd(), workers,
-                      lambda: f"{len(known_evaluations(study))}/{params.bo.n_instructions} instructions scored",
+            run_flows(WORKER_ENTRYPOINT, name, params.scale.work_pool, Path.cwd(), workers, _watch(params, study),
                       need_one=True)
         finish(params, study, run_id, name, workspace)
 
@@ -92,6 +92,20 @@ def optimize_worker(workspace: Workspace) -> None:
     params = load_params(workspace.params)
     with torch_threads(cpu_threads(params)):
         run_search(params, _open_study(params, study_name(params), workspace), str(flow_run.id), workspace)
+
+
+def _watch(params: Params, study: optuna.Study) -> Watch:
+    """The launcher's view of its workers' search: done once the study needs no more trials,
+    alive while a trial has a fresh heartbeat (stale ones are failed, as a worker would)."""
+    goal, scale = params.bo.n_instructions, params.scale
+
+    def alive() -> bool:
+        optuna.storages.fail_stale_trials(study)
+        return n_running(study) > 0
+
+    return Watch(lambda: f"{len(known_evaluations(study))}/{goal} instructions scored", scale.claim_timeout,
+                 scale.grace, lambda: not wants_more(len(known_evaluations(study)), n_complete(study),
+                                                     stopped_by_budget(study), goal, params.bo.n_trials), alive)
 
 
 def _open_study(params: Params, name: str, workspace: Workspace) -> optuna.Study:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from components.data import split_task
-from components.errors import ConfigError, TaskDataError
+from components.errors import BlackBoxError, BudgetError, ConfigError, TaskDataError, WorkerError
 from components.params import Params
 from components.preflight import input_problems
 from flows.settings import DATABASE_URL, EMBEDDED_MODEL, PARAMS, database_url, load_params, source_name
@@ -76,10 +76,15 @@ def database_problem(url: str, timeout: int = 5) -> str | None:
 
 
 def stage_main(stage: Callable[[], object]) -> None:
-    """A dvc.yaml stage's command: bad input exits 2 with one message before the flow starts."""
+    """A dvc.yaml stage's command: bad input exits 2 with one message before the flow starts; a
+    run that fails for a reason the user can act on exits 1 with its message last."""
     try:
         preflight()
     except (ConfigError, TaskDataError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    stage()
+    try:
+        stage()
+    except (BlackBoxError, BudgetError, WorkerError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -21,7 +21,7 @@ from flows.preflight import preflight
 from flows.settings import HERE, PARAMS, Workspace
 from tasks.files import read_json, write_atomic, write_json
 from tasks.tracking import log_results, start_run, sweep_plot
-from tasks.workers import run_flows
+from tasks.workers import Watch, run_flows
 
 SWEEPS = Path("sweeps")
 PIPELINE_ENTRYPOINT = "flows.pipeline.pipeline"
@@ -44,9 +44,12 @@ def sweep(
                 name, len(cells), len({c.task for c in cells}), len({c.model for c in cells}),
                 len({c.seed for c in cells}),
                 base.scale.work_pool, experiment)
-    completed = run_flows(PIPELINE_ENTRYPOINT, f"sweep-{name}", base.scale.work_pool, Path.cwd(), runs,
-                          lambda: f"{sum((Workspace(folder / c.name).metrics / 'test.json').exists() for c in cells)}/"
-                                  f"{len(cells)} runs tested")
+    def progress() -> str:
+        return f"{sum((Workspace(folder / c.name).metrics / 'test.json').exists() for c in cells)}/{len(cells)} " \
+               "runs tested"
+
+    watch = Watch(progress, base.scale.claim_timeout, base.scale.grace)
+    completed = run_flows(PIPELINE_ENTRYPOINT, f"sweep-{name}", base.scale.work_pool, Path.cwd(), runs, watch)
     rows = [_row(cell, folder / cell.name, completed[f"{name}-{cell.name}"]) for cell in cells]
     table = summary(rows)
     write_atomic(folder / "summary.md", table + "\n")

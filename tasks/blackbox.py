@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +15,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.concurrency.asyncio import rate_limit
 from prefect.exceptions import ObjectNotFound
-from tqdm import tqdm
 
 from components.blackbox import BlackBox, ResponseCache, Scored, evaluate_instructions
 from components.data import Example
@@ -101,11 +100,10 @@ def ensure_rate_limit(name: str, requests_per_minute: int) -> None:
 
 @task(cache_policy=NO_CACHE)
 def score_instructions(
-    blackbox: BlackBox, instructions: list[str], examples: tuple[Example, ...], metric: str, bar: str | None = None
+    blackbox: BlackBox, instructions: list[str], examples: tuple[Example, ...], metric: str,
+    progress: Callable[[int], object] | None = None,
 ) -> Scored:
     """Score instructions zero-shot on examples (one concurrent batch of calls): an evaluation
-    each (``None`` for one with calls that failed after every retry), their cost and last fault.
-    With ``bar``, a progress bar of that name counts the calls (on a terminal only)."""
-    with tqdm(total=len(instructions) * len(examples), desc=bar, unit="call", disable=None if bar else True,
-              leave=False) as progress:
-        return evaluate_instructions(blackbox, instructions, examples, metric, progress.update)
+    each (``None`` for one with calls that failed after every retry), their cost and last fault;
+    ``progress(n)`` hears of the calls answered."""
+    return evaluate_instructions(blackbox, instructions, examples, metric, progress)

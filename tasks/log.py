@@ -9,8 +9,10 @@ from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_logger
 
+Logger = logging.Logger | logging.LoggerAdapter[Any]
 
-def run_logger() -> logging.Logger | logging.LoggerAdapter[Any]:
+
+def run_logger() -> Logger:
     try:
         return get_run_logger()
     except MissingContextError:

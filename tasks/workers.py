@@ -4,36 +4,54 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from prefect import Flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
+from prefect import Flow
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import State
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled
 from prefect.workers.process import ProcessWorker
 
 from components.errors import WorkerError
-from tasks.log import run_logger
+from tasks.log import Logger, run_logger
 
-POLL_SECONDS, UNCLAIMED_SECONDS = 2.0, 60.0
+POLL_SECONDS = 2.0
 
 
-@task(cache_policy=NO_CACHE)
+@dataclass(frozen=True)
+class Watch:
+    """How the launcher sees the work its flow runs do, besides their states."""
+
+    progress: Callable[[], str]  # a line on the work done so far
+    claim_timeout: float  # seconds the flow runs may wait for a worker before the launcher gives up
+    grace: float  # seconds a finished work waits for its runs to end, or an idle one for signs of life
+    done: Callable[[], bool] = lambda: False  # the work is complete, whatever the runs' states say
+    alive: Callable[[], bool] = lambda: True  # a running flow run is visibly working (e.g. a live trial)
+
+
 def run_flows(
-    entrypoint: str, name: str, pool: str, workspace: Path, runs: dict[str, dict[str, Any]],
-    progress: Callable[[], str], need_one: bool = False,
+    entrypoint: str, name: str, pool: str, workspace: Path, runs: dict[str, dict[str, Any]], watch: Watch,
+    need_one: bool = False,
 ) -> dict[str, bool]:
     """Register the flow at ``entrypoint`` (a module path) as deployment ``name`` on the work
     pool ``pool`` (a process pool, created if missing), its code and working directory
-    ``workspace``; start one flow run per entry of ``runs`` (run name -> parameters) and wait
-    until every one has ended, logging ``progress()`` as it changes. Returns which completed.
+    ``workspace``; start one flow run per entry of ``runs`` (run name -> parameters) and follow
+    them, logging ``watch.progress()`` as it changes, until every one has ended, or the work is
+    done (``watch.done``) and ``watch.grace`` seconds have passed (what is left is cancelled: a
+    flow run whose worker died stays Running in Prefect). Ctrl-C cancels the flow runs.
+    Returns which completed.
 
     Raises:
-        WorkerError: if ``need_one`` and no flow run completed.
+        WorkerError: if no worker takes a flow run within ``watch.claim_timeout`` seconds, if
+            the running flow runs show no sign of life (``watch.alive``) for ``watch.grace``
+            seconds before the work is done, or if ``need_one`` and none completed; the flow
+            runs left are cancelled first.
     """
     logger = run_logger()
     with get_client(sync_client=True) as client:
@@ -49,30 +67,65 @@ def run_flows(
         assert isinstance(deployment_id, UUID)  # called from sync code
         started_runs = {run: run_deployment(deployment_id, parameters=parameters, timeout=0, flow_run_name=run)
                         for run, parameters in runs.items()}
-        logger.info("%d flow runs of %s/%s on work pool %r: workers take them (`prefect worker start --pool %s`, "
-                    "with this project's environment: database URL, keys)", len(runs), flow.name, name, pool, pool)
-        started, said, warned = time.monotonic(), "", False
-        while True:
-            states = [client.read_flow_run(r.id).state for r in started_runs.values()]  # type: ignore[union-attr]
-            if (now := progress()) != said:
-                logger.info("%s; flow runs: %s", now, _count(s.name if s else "?" for s in states))
-                said = now
-            if all(s is not None and s.is_final() for s in states):
-                break
-            if not warned and time.monotonic() - started > UNCLAIMED_SECONDS and all(
-                    s is not None and s.is_scheduled() for s in states):
-                logger.warning("no worker has taken a flow run in %.0f s: is one running on pool %r?",
-                               UNCLAIMED_SECONDS, pool)
-                warned = True
-            time.sleep(POLL_SECONDS)
-    completed = {run: s is not None and s.is_completed() for run, s in zip(started_runs, states, strict=True)}
-    for run, state in zip(started_runs, states, strict=True):
+        logger.info("%d flow runs of %s/%s on work pool %r: workers take them (`prefect worker start --pool %s "
+                    "--limit 1`, with this project's environment: database URL, keys)", len(runs), flow.name, name,
+                    pool, pool)
+        ids = {run: r.id for run, r in started_runs.items()}  # type: ignore[union-attr]
+        try:
+            states = _follow(client, ids, watch, logger)
+        except BaseException:
+            _cancel(client, ids, "the launcher stopped")
+            raise
+    completed = {run: s is not None and s.is_completed() for run, s in states.items()}
+    for run, state in states.items():
         if not completed[run]:
             logger.warning("flow run %s: %s (%s)", run, state.name if state else "?",
                            (state.message if state else "") or "see its logs in Prefect")
     if need_one and not any(completed.values()):
         raise WorkerError(f"none of the {len(runs)} flow runs of {flow.name}/{name} completed")
     return completed
+
+
+def _follow(client: SyncPrefectClient, ids: dict[str, UUID], watch: Watch, logger: Logger) -> dict[str, State | None]:
+    """Poll the flow runs until they have all ended or the work is done (then cancel the rest);
+    their last states, by run name."""
+    started, said = time.monotonic(), ""
+    done_at = idle_at = None
+    while True:
+        states = {run: client.read_flow_run(i).state for run, i in ids.items()}
+        if (now := watch.progress()) != said:
+            logger.info("%s; flow runs: %s", now, _count(s.name if s else "?" for s in states.values()))
+            said = now
+        if all(s is not None and s.is_final() for s in states.values()):
+            return states
+        clock = time.monotonic()
+        if watch.done():
+            done_at = done_at or clock
+            if clock - done_at > watch.grace:  # the work is done; what is left is no worker's any more
+                _cancel(client, ids, "the work was done without it (its worker stopped?)")
+                return {run: client.read_flow_run(i).state for run, i in ids.items()}
+        elif all(s is None or s.is_scheduled() or s.is_pending() for s in states.values()):
+            if clock - started > watch.claim_timeout:
+                _cancel(client, ids, "no worker took it")
+                raise WorkerError(f"no worker took a flow run in {watch.claim_timeout:.0f} s: start one on the work "
+                                  f"pool (prefect worker start --pool POOL --limit 1) and run again")
+        elif watch.alive():
+            idle_at = None
+        else:
+            idle_at = idle_at or clock
+            if clock - idle_at > watch.grace:
+                _cancel(client, ids, "no sign of life from its worker")
+                raise WorkerError(f"the flow runs showed no sign of life for {watch.grace:.0f} s (their workers "
+                                  "died?): start workers and run again to resume")
+        time.sleep(POLL_SECONDS)
+
+
+def _cancel(client: SyncPrefectClient, ids: dict[str, UUID], why: str) -> None:
+    """Cancel the flow runs that have not ended (forced: a dead worker's run cannot answer)."""
+    for i in ids.values():
+        state = client.read_flow_run(i).state
+        if state is None or not state.is_final():
+            client.set_flow_run_state(i, Cancelled(message=f"cancelled by the launcher: {why}"), force=True)
 
 
 def _count(names: Any) -> str:

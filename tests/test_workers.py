@@ -1,6 +1,7 @@
 """One optimisation fanned out to three flow runs on a real process work pool: one study on
 PostgreSQL, an MLflow tracking server (PostgreSQL backend), a black box with fixed latency, and
-one worker's flow-run process killed (SIGKILL) while its instruction is half-scored."""
+one worker killed (SIGKILL, with its flow-run process) while its instruction is half-scored; and a
+launcher whose flow runs no worker takes."""
 
 from __future__ import annotations
 
@@ -89,10 +90,13 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
             for conn in psutil.net_connections(kind="tcp"):
                 if conn.laddr and conn.laddr.port in ports and conn.pid:
                     victim = psutil.Process(conn.pid)
+                    worker = next(p for p in victim.parents() if "worker" in p.cmdline())
                     half_scored = _instruction(ports[conn.laddr.port])
                     with lock:
                         run_id = victim.environ()["PREFECT__FLOW_RUN_ID"]
+                        worker.send_signal(signal.SIGKILL)  # nobody is left to report the flow run's end
                         victim.send_signal(signal.SIGKILL)
+                        killed_at = time.monotonic()
                         # in flight, or answered too late to reach the victim's cache before the kill
                         recent = {p for p, at in answered_at.items() if at > time.monotonic() - 1.0}
                         in_flight_at_kill = {p for p in in_flight | recent if _instruction(p) == half_scored}
@@ -100,9 +104,11 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
             time.sleep(0.05)
         output, _ = optimize.communicate(timeout=600)
         assert optimize.returncode == 0, output[-4000:]
+        assert time.monotonic() - killed_at < 300, "the launcher waited for the dead worker's flow run"
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), \
-                get_client(sync_client=True) as prefect:  # the worker saw its flow run's process die
-            assert prefect.read_flow_run(UUID(run_id)).state.is_crashed()  # type: ignore[union-attr]
+                get_client(sync_client=True) as prefect:  # the launcher cancelled what no worker would end
+            assert prefect.read_flow_run(UUID(run_id)).state.is_cancelled()  # type: ignore[union-attr]
+            assert f"{prefect.read_flow_run(UUID(run_id)).name}: Cancelled" in output
             others = [r for r in prefect.read_flow_runs() if "-worker-" in r.name and str(r.id) != run_id]
             assert [r.state_name for r in others] == ["Completed"] * 2  # (none lost a race to create tables)
         run_info = json.loads((project / "outputs/run.json").read_text())
@@ -128,3 +134,27 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
     # One MLflow run on the server, one step per complete trial number.
     assert sorted(m.step for m in history) == sorted(t.number for t in complete)
     assert (project / "outputs/optuna.db").exists() and json.loads((project / "outputs/candidates.json").read_text())
+
+
+def test_a_launcher_whose_flow_runs_no_worker_takes_cancels_them_and_says_what_to_do(tmp_path, postgres_url,
+                                                                                      embedded_model):
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / embedded_model.name).symlink_to(embedded_model)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: new_database(postgres_url, "unclaimed"),
+           "OPENAI_API_KEY": "sk-test"}
+    with background() as start:
+        (project / "params.yaml").write_text(yaml.safe_dump(small_params(
+            blackbox={"base_url": "http://127.0.0.1:9/v1", "model": "stub"},
+            scale={"workers": 2, "work_pool": "iz-nobody", "claim_timeout": 5})))
+        env = prefect_and_mlflow_servers(start, env, f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts")
+        _run(sys.executable, "-m", "flows.prepare", env=env, cwd=project)
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "flows.optimize"], cwd=project, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert done.returncode == 1 and time.monotonic() - began < 120, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "no worker took a flow run in 5 s: start one on the work pool" in done.stderr.splitlines()[-1]
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as prefect:
+            runs = [r for r in prefect.read_flow_runs() if "-worker-" in r.name]
+            assert len(runs) == 2 and all(r.state is not None and r.state.is_cancelled() for r in runs)
