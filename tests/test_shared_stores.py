@@ -22,6 +22,7 @@ from tests.conftest import small_params
 from tests.openai_stub import stub_server
 from tests.services import new_database
 
+pytestmark = pytest.mark.slow  # a real PostgreSQL server
 SECRET = "pg-pw-DO-NOT-STORE-7171"
 
 
@@ -51,7 +52,6 @@ def test_workers_starting_together_on_a_new_database_all_open_the_cache_and_the_
         assert list(pool.map(open_both, range(6))) == [0] * 6
 
 
-@pytest.mark.slow
 def test_a_run_keeps_its_study_and_answers_in_the_database_and_never_its_password(
         workdir, prefect_harness, postgres_url, monkeypatch, capfd):
     url = postgres_url.replace("postgres@", f"postgres:{SECRET}@")  # trust auth: any password connects
@@ -83,7 +83,6 @@ def test_a_run_keeps_its_study_and_answers_in_the_database_and_never_its_passwor
             assert SECRET.encode() not in path.read_bytes(), path
 
 
-@pytest.mark.slow
 def test_the_preflight_connects_to_the_database_and_names_what_is_wrong(postgres_url):
     from flows.preflight import database_problem
 
