@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import torch
 from transformers import (
     AutoModelForCausalLM,
@@ -18,8 +19,9 @@ from transformers import (
 )
 
 from components.data import Example
-from components.params import ProjectionParams
+from components.params import GeneratorParams, ProjectionParams
 from components.projection import Projection, make_projection
+from components.study import trial_seed
 
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
@@ -194,6 +196,55 @@ def _generate_batch(
     )
     texts = tokenizer.batch_decode(output, skip_special_tokens=True)
     return [f"{response_prefix} {t.lstrip()}" if response_prefix else t for t in texts]
+
+
+def write_instructions(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt, projection: Projection,
+    z: Sequence[Sequence[float]], params: GeneratorParams, seed: int,
+) -> list[str]:
+    """One instruction per point z (a batch of ``len(z)`` soft prompts): greedy, or sampled at
+    ``params.temperature`` with noise drawn from z (and ``seed``)."""
+    points = torch.tensor(z, dtype=torch.float32)
+    texts = generate_texts(model, tokenizer, prompt, projection.soft_prompts(points), params.max_new_tokens,
+                           params.response_prefix, temperature=params.temperature, seed=seed,
+                           max_batch=params.max_batch, points=points)
+    return [clean_instruction(t) for t in texts]
+
+
+def sample_instruction(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt, params: GeneratorParams,
+    seed: int,
+) -> str:
+    """An APE candidate: one instruction sampled from the exemplars alone (no soft prompt) at
+    ``params.ape_temperature``; the same ``seed`` samples the same one."""
+    empty = torch.zeros(1, 0, model.config.hidden_size)  # 1 x 0 x hidden
+    [text] = generate_texts(model, tokenizer, prompt, empty, params.max_new_tokens, params.response_prefix,
+                            temperature=params.ape_temperature, seed=seed)
+    return clean_instruction(text)
+
+
+@dataclass(frozen=True)
+class InstructionWriter:
+    """The search's writing (``components.search.Operations.write`` and ``write_pool``): an
+    instruction from each z's soft prompt, or, for the APE baseline (``sampler`` "ape"), one
+    sample per trial without a soft prompt, seeded by the trial (a retry writes the same one)."""
+
+    sampler: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    prompt: GenerationPrompt
+    projection: Projection
+    params: GeneratorParams
+    seed: int
+
+    def write(self, trials: Sequence[optuna.Trial], z: Sequence[Sequence[float]]) -> list[str]:
+        if self.sampler == "ape":
+            return [sample_instruction(self.model, self.tokenizer, self.prompt, self.params, trial_seed(t, self.seed))
+                    for t in trials]
+        return self.write_pool(z)
+
+    def write_pool(self, z: Sequence[Sequence[float]]) -> list[str]:
+        return write_instructions(self.model, self.tokenizer, self.prompt, self.projection, z, self.params, self.seed)
 
 
 _LEAD = re.compile(r"^\s*(?:the\s+)?instruction\s*(?:is|was)?\s*(?:to)?\s*[:\-]?\s*", re.IGNORECASE)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from components.budget import Budget
 from components.errors import BudgetError
+from components.generator import InstructionWriter
 from components.params import Params
 from components.pool import answer_labels
 from components.search import Rules, Search, wants_more
@@ -137,9 +138,10 @@ def run_search(params: Params, study: optuna.Study, worker: str, workspace: Work
     ):
         logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
                     study.study_name, known, goal, n_complete(study), blackbox.model)
-        operations = PipelineOperations(
-            params.bo.sampler, model, tokenizer, prompt, projection, params.generator, params.bo.seed, blackbox,
-            split.validation, metric, workspace.tracking_uri(), study.user_attrs[RUN_ID_ATTR], goal, logger, bar)
+        writer = InstructionWriter(params.bo.sampler, model, tokenizer, prompt, projection, params.generator,
+                                   params.bo.seed)
+        operations = PipelineOperations(writer, blackbox, split.validation, metric, workspace.tracking_uri(),
+                                        study.user_attrs[RUN_ID_ATTR], goal, logger, bar)
         Search(study, worker, rules, budget, operations, logger).run()
 
 

@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 
-from components.errors import ConfigError
+from components.errors import ConfigError, WorkerError
 from components.params import Params
 from components.sweep import Cell, grid, summary
 from flows.preflight import preflight
 from flows.settings import HERE, PARAMS, Workspace
 from tasks.files import read_json, write_atomic, write_json
 from tasks.tracking import log_results, start_run, sweep_plot
-from tasks.workers import Watch, run_flows
+from tasks.workers import Watch, failure, run_flows
 
 SWEEPS = Path("sweeps")
 PIPELINE_ENTRYPOINT = "flows.pipeline.pipeline"
@@ -44,13 +45,14 @@ def sweep(
                 name, len(cells), len({c.task for c in cells}), len({c.model for c in cells}),
                 len({c.seed for c in cells}),
                 base.scale.work_pool, experiment)
+
     def progress() -> str:
         return f"{sum((Workspace(folder / c.name).metrics / 'test.json').exists() for c in cells)}/{len(cells)} " \
                "runs tested"
 
     watch = Watch(progress, base.scale.claim_timeout, base.scale.grace)
-    completed = run_flows(PIPELINE_ENTRYPOINT, f"sweep-{name}", base.scale.work_pool, Path.cwd(), runs, watch)
-    rows = [_row(cell, folder / cell.name, completed[f"{name}-{cell.name}"]) for cell in cells]
+    states = run_flows(PIPELINE_ENTRYPOINT, f"sweep-{name}", base.scale.work_pool, Path.cwd(), runs, watch)
+    rows = [_row(cell, folder / cell.name, states[f"{name}-{cell.name}"]) for cell in cells]
     table = summary(rows)
     write_atomic(folder / "summary.md", table + "\n")
     write_json(folder / "summary.json", rows)
@@ -62,6 +64,9 @@ def sweep(
                 files=[folder / "summary.md", folder / "summary.json", png], status="FINISHED")
     logger.info("sweep %s: %d of %d runs done (summary: %s)\n%s", name, len(rows) - failed, len(rows),
                 folder / "summary.md", table)
+    if failed:  # the sweep's own flow run fails too, naming each failed cell
+        raise WorkerError(f"sweep {name}: {failed} of {len(rows)} runs failed: " + "; ".join(
+            f"{r['task']}-{r['model']}-{r['seed']}: {r['error']}" for r in rows if r["test"] is None))
     return rows
 
 
@@ -90,11 +95,13 @@ def plan_sweep(
     return base, cells, runs
 
 
-def _row(cell: Cell, workspace: Path, completed: bool) -> dict[str, Any]:
-    """A cell's result from its workspace (test score None when its run failed)."""
+def _row(cell: Cell, workspace: Path, state: State | None) -> dict[str, Any]:
+    """A cell's result from its workspace (test score None when its run failed, and why)."""
     path = Workspace(workspace).metrics / "test.json"
+    completed = state is not None and state.is_completed()
     result = read_json(path) if completed and path.exists() else {}
+    error = None if result else "no test score written" if completed else failure(state)
     return {"task": cell.task, "model": cell.model or "default", "seed": cell.seed, "workspace": str(workspace),
             "test": result.get("best_test_score"), "empty": result.get("empty_instruction_test_score"),
-            "instruction": result.get("best_instruction")}
+            "instruction": result.get("best_instruction"), "error": error}
 

@@ -17,9 +17,7 @@ from components.data import Example
 from components.generator import (
     GenerationPrompt,
     build_prompt,
-    clean_instruction,
     convert_gguf,
-    generate_texts,
     model_projection,
 )
 from components.generator import load_generator as _load
@@ -83,33 +81,6 @@ def setup_projection(params: ProjectionParams, model: PreTrainedModel, path: Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     projection.save(path)
     return projection
-
-
-@task(cache_policy=NO_CACHE)
-def generate(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
-    projection: Projection, z: list[list[float]], params: GeneratorParams, seed: int,
-) -> list[str]:
-    """One instruction per point z (a batch of ``len(z)`` soft prompts): greedy, or sampled at
-    ``generator.temperature`` with noise drawn from z (and ``seed``)."""
-    points = torch.tensor(z, dtype=torch.float32)
-    texts = generate_texts(model, tokenizer, prompt, projection.soft_prompts(points), params.max_new_tokens,
-                           params.response_prefix, temperature=params.temperature, seed=seed,
-                           max_batch=params.max_batch, points=points)
-    return [clean_instruction(t) for t in texts]
-
-
-@task(cache_policy=NO_CACHE)
-def sample_without_soft_prompt(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: GenerationPrompt,
-    params: GeneratorParams, seed: int,
-) -> str:
-    """An APE candidate: one instruction sampled from the exemplars alone (no soft prompt); the
-    same ``seed`` samples the same one."""
-    empty = torch.zeros(1, 0, model.config.hidden_size)  # 1 x 0 x hidden
-    [text] = generate_texts(model, tokenizer, prompt, empty, params.max_new_tokens, params.response_prefix,
-                            temperature=params.ape_temperature, seed=seed)
-    return clean_instruction(text)
 
 
 @task(cache_policy=NO_CACHE)

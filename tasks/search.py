@@ -9,17 +9,12 @@ from typing import Any
 import optuna
 from prefect.futures import PrefectFuture
 from tqdm import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from components.blackbox import BlackBox, Scored
 from components.data import Example
-from components.generator import GenerationPrompt
-from components.params import GeneratorParams
-from components.projection import Projection
+from components.generator import InstructionWriter
 from components.search import Logger, Progress
-from components.study import trial_seed
 from tasks.blackbox import score_instructions
-from tasks.generator import generate, sample_without_soft_prompt
 from tasks.tracking import log_trials
 
 
@@ -27,13 +22,7 @@ from tasks.tracking import log_trials
 class PipelineOperations:
     """:class:`components.search.Operations` on the generator, the black box and MLflow."""
 
-    sampler: str  # bo.sampler: "ape" writes without a soft prompt, one sample per trial
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    prompt: GenerationPrompt
-    projection: Projection
-    generator: GeneratorParams
-    seed: int
+    writer: InstructionWriter
     blackbox: BlackBox
     validation: tuple[Example, ...]
     metric: str
@@ -44,13 +33,10 @@ class PipelineOperations:
     bar: tqdm[Any]
 
     def write(self, trials: list[optuna.Trial], z: list[list[float]]) -> list[str]:
-        if self.sampler == "ape":  # seeded by the trial: a retried trial writes the same instruction
-            return [sample_without_soft_prompt(self.model, self.tokenizer, self.prompt, self.generator,
-                                               trial_seed(t, self.seed)) for t in trials]
-        return self.write_pool(z)
+        return self.writer.write(trials, z)
 
     def write_pool(self, z: list[list[float]]) -> list[str]:
-        return generate(self.model, self.tokenizer, self.prompt, self.projection, z, self.generator, self.seed)
+        return self.writer.write_pool(z)
 
     def score(self, instructions: list[str]) -> PrefectFuture[Scored]:
         return score_instructions.submit(self.blackbox, instructions, self.validation, self.metric)

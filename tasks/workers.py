@@ -38,14 +38,14 @@ class Watch:
 def run_flows(
     entrypoint: str, name: str, pool: str, workspace: Path, runs: dict[str, dict[str, Any]], watch: Watch,
     need_one: bool = False,
-) -> dict[str, bool]:
+) -> dict[str, State | None]:
     """Register the flow at ``entrypoint`` (a module path) as deployment ``name`` on the work
     pool ``pool`` (a process pool, created if missing), its code and working directory
     ``workspace``; start one flow run per entry of ``runs`` (run name -> parameters) and follow
     them, logging ``watch.progress()`` as it changes, until every one has ended, or the work is
     done (``watch.done``) and ``watch.grace`` seconds have passed (what is left is cancelled: a
     flow run whose worker died stays Running in Prefect). Ctrl-C cancels the flow runs.
-    Returns which completed.
+    Returns their last states, by run name.
 
     Raises:
         WorkerError: if no worker takes a flow run within ``watch.claim_timeout`` seconds, if
@@ -76,14 +76,19 @@ def run_flows(
         except BaseException:
             _cancel(client, ids, "the launcher stopped")
             raise
-    completed = {run: s is not None and s.is_completed() for run, s in states.items()}
     for run, state in states.items():
-        if not completed[run]:
-            logger.warning("flow run %s: %s (%s)", run, state.name if state else "?",
-                           (state.message if state else "") or "see its logs in Prefect")
-    if need_one and not any(completed.values()):
+        if state is None or not state.is_completed():
+            logger.warning("flow run %s: %s", run, failure(state))
+    if need_one and not any(s is not None and s.is_completed() for s in states.values()):
         raise WorkerError(f"none of the {len(runs)} flow runs of {flow.name}/{name} completed")
-    return completed
+    return states
+
+
+def failure(state: State | None) -> str:
+    """Why a flow run did not complete, as its state says."""
+    if state is None:
+        return "never ran"
+    return f"{state.name} ({state.message or 'see its logs in Prefect'})"
 
 
 def _follow(client: SyncPrefectClient, ids: dict[str, UUID], watch: Watch, logger: Logger) -> dict[str, State | None]:

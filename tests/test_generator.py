@@ -142,9 +142,9 @@ def test_noise_drawn_from_z_is_gumbel_per_row_and_decided_by_z_alone():
 def test_sampling_steered_by_z_gives_each_z_its_own_instruction_in_any_batch(embedded_model, tmp_path):
     import torch
 
-    from components.generator import load_generator
+    from components.generator import load_generator, write_instructions
     from components.params import GeneratorParams, ProjectionParams
-    from tasks.generator import generate, setup_projection
+    from tasks.generator import setup_projection
 
     model, tokenizer = load_generator(str(embedded_model), device="cpu", dtype="float32")
     params = GeneratorParams(prompt="Pairs:\n{exemplars}\nThe instruction?", response_prefix="It is to",
@@ -152,7 +152,7 @@ def test_sampling_steered_by_z_gives_each_z_its_own_instruction_in_any_batch(emb
     projection = setup_projection.fn(ProjectionParams(intrinsic_dim=4, n_soft_tokens=2), model, tmp_path / "p.pt")
     prompt = build_prompt(tokenizer, params.prompt, [Example("cat", ("c",))], params.response_prefix)
     z = (torch.rand(5, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1).tolist()
-    batch = generate.fn(model, tokenizer, prompt, projection, z, params, 0)
-    assert generate.fn(model, tokenizer, prompt, projection, z[3:4], params, 0) == batch[3:4]  # z alone decides
+    batch = write_instructions(model, tokenizer, prompt, projection, z, params, 0)
+    assert write_instructions(model, tokenizer, prompt, projection, z[3:4], params, 0) == batch[3:4]  # z alone decides
     assert len(set(batch)) >= 4  # different z, different samples
-    assert generate.fn(model, tokenizer, prompt, projection, z, params, 1) != batch  # another run's noise
+    assert write_instructions(model, tokenizer, prompt, projection, z, params, 1) != batch  # another run's noise

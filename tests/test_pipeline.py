@@ -185,10 +185,10 @@ def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_m
 
 def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own_z_writes_them(
         workdir, prefect_harness, monkeypatch):
-    from components.generator import load_generator
+    from components.generator import load_generator, write_instructions
     from components.pool import answer_labels, names_an_answer
     from components.projection import Projection
-    from tasks.generator import generate, make_prompt
+    from tasks.generator import make_prompt
     from tests.openai_stub import stub_server
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -210,7 +210,7 @@ def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own
     assert pooled[0].number == 0 and all(names_an_answer(t.user_attrs["instruction"], labels) for t in pooled)
     model, tokenizer = load_generator(params.generator.model)
     prompt = make_prompt.fn(tokenizer, params.generator, split.exemplars)
-    again = generate.fn(model, tokenizer, prompt, Projection.load(workdir / "outputs/projection.pt"),
+    again = write_instructions(model, tokenizer, prompt, Projection.load(workdir / "outputs/projection.pt"),
                         [t["z"] for t in named], params.generator, params.bo.seed)
     assert again == [t["instruction"] for t in named], "a trial records the z that wrote its instruction"
     assert len(server.requests) == 5 * len({t["instruction"] for t in trials})

@@ -92,3 +92,18 @@ def test_the_readme_sweep_example_is_planned_with_each_cells_model(embedded_mode
                                     ROOT / "params.yaml", overrides)
     assert len(cells) == len(runs) == 12
     assert {r["overrides"]["blackbox.model"] for r in runs.values()} == {"gpt-4o-mini", "gpt-4.1-mini"}
+
+
+def test_a_failed_cells_row_says_why(tmp_path):
+    from prefect.states import Completed, Failed
+
+    from flows.sweep import _row
+
+    cell = Cell("parity", None, 0)
+    row = _row(cell, tmp_path, Failed(message="black box down"))
+    assert row["test"] is None and row["error"] == "Failed (black box down)"
+    assert _row(cell, tmp_path, None)["error"] == "never ran"
+    assert _row(cell, tmp_path, Completed())["error"] == "no test score written"
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "test.json").write_text(json.dumps({"best_test_score": 0.5}))
+    assert _row(cell, tmp_path, Completed())["error"] is None
