@@ -11,6 +11,7 @@ from components.data import Split
 from components.errors import BlackBoxError, ConfigError
 from components.params import Params
 from components.progress import ProgressLog
+from components.stats import paired_bootstrap
 from flows.settings import HERE, Workspace, load_params, local_model
 from tasks.blackbox import open_blackbox, score_instructions
 from tasks.data import read_split, split_digest
@@ -59,6 +60,8 @@ def _score_and_register(
             "the answered calls are cached, only the failed ones are sent again")
     test = {e.instruction: e.mean for e in evaluations if e is not None}
     best = candidates[0]
+    per_example = {e.instruction: e.scores for e in evaluations if e is not None}
+    gain = paired_bootstrap(per_example[best["instruction"]], per_example[EMPTY])
     result = {
         "task": params.data.task,
         "metric": metric,
@@ -66,6 +69,9 @@ def _score_and_register(
         "best_val_score": best["val_score"],
         "best_test_score": test[best["instruction"]],
         "empty_instruction_test_score": test[EMPTY],
+        "gain_over_empty": gain.mean,  # on the same test examples, with its 95% paired bootstrap interval
+        "gain_low": gain.low,
+        "gain_high": gain.high,
         "n_test": len(split.test),
         "top": [{"instruction": c["instruction"], "val_score": c["val_score"], "test_score": test[c["instruction"]]}
                 for c in candidates],
@@ -83,6 +89,7 @@ def _score_and_register(
     log_results(
         workspace.tracking_uri(), run_id,
         {"test_score": result["best_test_score"], "empty_instruction_test_score": test[EMPTY],
+         "gain_over_empty": gain.mean, "gain_low": gain.low, "gain_high": gain.high,
          **{f"test_score_top{i + 1}": row["test_score"] for i, row in enumerate(result["top"])},
          **{f"test_blackbox_{k}": v for k, v in scored.stats.as_dict().items()}},
         files=[workspace.metrics / "test.json"], texts={"best_instruction.txt": best["instruction"] + "\n"},

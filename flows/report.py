@@ -18,6 +18,7 @@ def report(workspace: Workspace = HERE) -> str:
         f"  {test['best_instruction']!r}",
         (f"  validation {test['best_val_score']:.3f} | test {test['best_test_score']:.3f} "
          f"| empty instruction on test {test['empty_instruction_test_score']:.3f} (n={test['n_test']})"),
+        verdict(test["gain_over_empty"], test["gain_low"], test["gain_high"], test["n_test"]),
         "Top candidates (validation -> test):",
         *(f"  {r['val_score']:.3f} -> {r['test_score']:.3f}  {r['instruction']!r}" for r in test["top"]),
         f"Time: {seconds}; black-box calls {opt['blackbox_calls']} (+{opt['blackbox_cache_hits']} cached)",
@@ -27,6 +28,21 @@ def report(workspace: Workspace = HERE) -> str:
         f"  {runs_page(workspace, test['mlflow_run_id'])}  (run {test['mlflow_run_id'][:8]})",
     ]
     return "\n".join(lines)
+
+
+WHAT_TO_TRY = ("Try more instructions (bo.n_instructions), a larger generator (generator.model), or another "
+               "metric (data.metric).")
+
+
+def verdict(gain: float, low: float, high: float, n: int) -> str:
+    """In words: whether the found instruction beats no instruction on the ``n`` test examples,
+    by how much, with the 95% interval of the gain; what to try when it does not."""
+    figures = f"{gain:+.3f}, 95% interval {low:+.3f} to {high:+.3f}"
+    if low > 0:
+        return f"On {n} held-out test examples it beats no instruction by {gain:.3f} ({figures})."
+    if high < 0:
+        return f"On {n} held-out test examples it scores below no instruction ({figures}). {WHAT_TO_TRY}"
+    return f"On {n} held-out test examples it is not shown better than no instruction ({figures}). {WHAT_TO_TRY}"
 
 
 def runs_page(workspace: Workspace, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:

@@ -52,6 +52,9 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     result = evaluate_test()
     assert result["best_instruction"] == json.loads((workdir / "outputs/candidates.json").read_text())[0]["instruction"]
     assert 0.0 <= result["best_test_score"] <= 1.0 and result["n_test"] == 6
+    gain = result["best_test_score"] - result["empty_instruction_test_score"]  # per example, with an interval:
+    assert result["gain_over_empty"] == pytest.approx(gain)
+    assert result["gain_low"] <= result["gain_over_empty"] <= result["gain_high"]
     assert json.loads((workdir / "metrics/test.json").read_text())["mlflow_run_id"] == run_id
 
     client = MlflowClient(HERE.tracking_uri())
@@ -60,7 +63,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
     assert run.data.params["bo.sampler"] == "instructzero" and run.data.params["data.task"] == "first_letter"
-    assert run.data.tags["data_version"] and "test_score" in run.data.metrics
+    assert run.data.tags["data_version"] and {"test_score", "gain_over_empty", "gain_low"} <= set(run.data.metrics)
     assert [m.step for m in client.get_metric_history(run_id, "val_score")] == [t.number for t in complete]
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"best_instruction.txt", "convergence.png", "trials", "candidates.json"} <= artifacts
