@@ -18,7 +18,8 @@ def report(workspace: Workspace = HERE) -> str:
         f"  {test['best_instruction']!r}",
         (f"  validation {test['best_val_score']:.3f} | test {test['best_test_score']:.3f} "
          f"| empty instruction on test {test['empty_instruction_test_score']:.3f} (n={test['n_test']})"),
-        verdict(test["gain_over_empty"], test["gain_low"], test["gain_high"], test["n_test"]),
+        *(f"  {line}" for line in verdict(test["gain_over_empty"], test["gain_low"], test["gain_high"],
+                                           test["n_test"]).splitlines()),
         "Top candidates (validation -> test):",
         *(f"  {r['val_score']:.3f} -> {r['test_score']:.3f}  {r['instruction']!r}" for r in test["top"]),
         f"Time: {seconds}; black-box calls {opt['blackbox_calls']} (+{opt['blackbox_cache_hits']} cached)",
@@ -41,8 +42,8 @@ def verdict(gain: float, low: float, high: float, n: int) -> str:
     if low > 0:
         return f"On {n} held-out test examples it beats no instruction by {gain:.3f} ({figures})."
     if high < 0:
-        return f"On {n} held-out test examples it scores below no instruction ({figures}). {WHAT_TO_TRY}"
-    return f"On {n} held-out test examples it is not shown better than no instruction ({figures}). {WHAT_TO_TRY}"
+        return f"On {n} held-out test examples it scores below no instruction ({figures}).\n{WHAT_TO_TRY}"
+    return f"On {n} held-out test examples it is not shown better than no instruction ({figures}).\n{WHAT_TO_TRY}"
 
 
 def runs_page(workspace: Workspace, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
