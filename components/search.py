@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -184,7 +184,7 @@ class Search:
                           self.rules.workers)
 
     def _ask(self, n: int, known: dict[str, Evaluation], batch: Batch | None,
-             hold: Any) -> tuple[list[optuna.Trial], list[str]] | None:
+             hold: Callable[[list[optuna.Trial]], None]) -> tuple[list[optuna.Trial], list[str]] | None:
         """Ask ``n`` trials (the pool's picks first) and write their instructions; returns the
         trials that wrote one, or None."""
         pooled: dict[tuple[float, ...], str] = {}
