@@ -37,7 +37,9 @@ import optuna
 
 from components.blackbox import CallStats, Evaluation, Scored
 from components.budget import Budget, next_batch
-from components.pool import named_picks, random_points
+from components.data import Example
+from components.params import BOParams
+from components.pool import answer_labels, named_picks, random_points
 from components.seeds import derive_seed
 from components.study import (
     ask,
@@ -79,6 +81,10 @@ class Progress:
     best: Evaluation | None  # the study's best so far (None while every trial's calls failed)
     new: int  # instructions this batch paid for
     calls: int  # black-box calls spent on the study by every worker
+
+    def best_text(self) -> str:
+        """The best so far as a log shows it: its score and instruction."""
+        return f"{self.best.mean:.3f} {self.best.instruction!r}" if self.best else "none yet"
 
 
 class Operations(Protocol):
@@ -134,6 +140,22 @@ def wants_more(n_known: int, n_done: int, stopped: bool, n_instructions: int, n_
     return n_known < n_instructions and n_done < n_trials and not stopped
 
 
+def study_wants_more(study: optuna.Study, n_instructions: int, n_trials: int, n_known: int | None = None) -> bool:
+    """:func:`wants_more` for ``study`` as it stands (``n_known``: its scored instructions, if
+    counted already)."""
+    known = len(known_evaluations(study)) if n_known is None else n_known
+    return wants_more(known, n_complete(study), stopped_by_budget(study), n_instructions, n_trials)
+
+
+def search_rules(bo: BOParams, dim: int, n_validation: int, exemplars: Sequence[Example], workers: int = 1,
+                 poll: float = 2.0) -> Rules:
+    """The rules of params.yaml's ``bo`` section: the pool for samplers over z only (APE writes
+    without one), its labels the exemplars' answers."""
+    labels = answer_labels(exemplars) if bo.pool and bo.sampler != "ape" else ()
+    return Rules(bo.n_instructions, bo.n_trials, bo.batch_size, dim, n_validation, workers, bo.pool, labels, bo.seed,
+                 poll)
+
+
 def new_instructions(instructions: Sequence[str], known: Collection[str]) -> list[str]:
     """The distinct ``instructions`` not scored before, in order: only these cost calls."""
     return list(dict.fromkeys(v for v in instructions if v not in known))
@@ -171,8 +193,7 @@ class Search:
                     self._report(settled, known)
 
     def _wanted(self, known: dict[str, Evaluation]) -> bool:
-        return wants_more(len(known), n_complete(self.study), stopped_by_budget(self.study),
-                          self.rules.n_instructions, self.rules.n_trials)
+        return study_wants_more(self.study, self.rules.n_instructions, self.rules.n_trials, len(known))
 
     def _batch_size(self, known: dict[str, Evaluation], batch: Batch | None) -> int:
         """How many trials to ask now (0: none)."""

@@ -33,8 +33,7 @@ from components.budget import Budget
 from components.data import Example
 from components.generator import InstructionWriter, build_prompt, load_generator, model_projection
 from components.params import BOParams, GeneratorParams, ProjectionParams
-from components.pool import answer_labels
-from components.search import Progress, Rules, Search
+from components.search import Progress, Search, search_rules
 from components.study import best_evaluations, open_study
 from flows.settings import EMBEDDED_MODEL
 from tasks.generator import convert_embedded_model
@@ -118,10 +117,7 @@ class InstructZeroPromptOptimizer(BasePromptOptimizer):
         projection = model_projection(self.projection, model)
         prompt = build_prompt(tokenizer, self.generator.prompt, exemplars, self.generator.response_prefix)
         writer = InstructionWriter(self.bo.sampler, model, tokenizer, prompt, projection, self.generator, self.bo.seed)
-        pooled = self.bo.pool and self.bo.sampler != "ape"
-        rules = Rules(self.bo.n_instructions, self.bo.n_trials, self.bo.batch_size, projection.intrinsic_dim,
-                      n_validation, pool=self.bo.pool, labels=answer_labels(exemplars) if pooled else (),
-                      seed=self.bo.seed)
+        rules = search_rules(self.bo, projection.intrinsic_dim, n_validation, exemplars)
         study = open_study("sqlite:///:memory:", name, self.bo.sampler, self.bo.n_startup_trials, self.bo.seed,
                            lengthscale=self.bo.lengthscale)
         Search(study, "mlflow", rules, Budget(), _Operations(writer, evaluate, self.bo.n_instructions), LOG).run()
@@ -149,6 +145,5 @@ class _Operations:
         return done
 
     def report(self, progress: Progress) -> None:
-        best = f"{progress.best.mean:.3f} {progress.best.instruction!r}" if progress.best else "none yet"
         LOG.info("InstructZero: instructions %d/%d (trials %d) | best %s", progress.n_instructions, self.goal,
-                 progress.n_trials, best)
+                 progress.n_trials, progress.best_text())

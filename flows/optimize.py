@@ -23,8 +23,7 @@ from components.budget import Budget
 from components.errors import BudgetError
 from components.generator import InstructionWriter
 from components.params import Params
-from components.pool import answer_labels
-from components.search import Rules, Search, wants_more
+from components.search import Search, search_rules, study_wants_more
 from components.study import (
     best_evaluations,
     known_evaluations,
@@ -105,8 +104,7 @@ def _watch(params: Params, study: optuna.Study) -> Watch:
         return n_running(study) > 0
 
     return Watch(lambda: f"{len(known_evaluations(study))}/{goal} instructions scored", scale.claim_timeout,
-                 scale.grace, lambda: not wants_more(len(known_evaluations(study)), n_complete(study),
-                                                     stopped_by_budget(study), goal, params.bo.n_trials), alive)
+                 scale.grace, lambda: not study_wants_more(study, goal, params.bo.n_trials), alive)
 
 
 def _open_study(params: Params, name: str, workspace: Workspace) -> optuna.Study:
@@ -123,10 +121,8 @@ def run_search(params: Params, study: optuna.Study, worker: str, workspace: Work
     model, tokenizer = load_generator(params.generator)
     projection = setup_projection(params.projection, model, workspace.projection)
     prompt = make_prompt(tokenizer, params.generator, split.exemplars)
-    pooled = params.bo.pool and params.bo.sampler != "ape"  # (APE writes without z)
-    rules = Rules(params.bo.n_instructions, params.bo.n_trials, params.bo.batch_size, projection.intrinsic_dim,
-                  len(split.validation), params.scale.workers, params.bo.pool,
-                  answer_labels(split.exemplars) if pooled else (), params.bo.seed, min(params.scale.heartbeat, 2))
+    rules = search_rules(params.bo, projection.intrinsic_dim, len(split.validation), split.exemplars,
+                         params.scale.workers, min(params.scale.heartbeat, 2))
     budget = Budget(params.budget.max_calls, params.budget.max_tokens, params.budget.max_cost,
                     blackbox_price(params) or (0.0, 0.0))
     known, goal = len(known_evaluations(study)), params.bo.n_instructions

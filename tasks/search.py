@@ -43,7 +43,7 @@ class PipelineOperations:
 
     def report(self, progress: Progress) -> None:
         log_trials(self.tracking_uri, self.run_id, progress.trials)
-        best = f"{progress.best.mean:.3f} {progress.best.instruction!r}" if progress.best else "none yet"
+        best = progress.best_text()
         self.bar.update(min(progress.n_instructions, self.goal) - self.bar.n)
         self.bar.set_postfix(best=best[:5])
         self.logger.info("instructions %d/%d (trials %d) | best %s | %d new | %d calls", progress.n_instructions,

@@ -166,3 +166,14 @@ def test_the_stop_conditions(known, done, stopped, more):
 
 def test_only_new_distinct_instructions_cost_calls():
     assert new_instructions(["a", "b", "a", "c", "b"], {"c"}) == ["a", "b"]
+
+
+def test_the_pool_serves_samplers_over_z_only_with_the_exemplars_answers_as_labels():
+    from components.data import Example
+    from components.params import BOParams
+    from components.search import search_rules
+
+    exemplars = [Example(f"x{i}", (a,)) for i, a in enumerate(["yes", "no", "yes"])]
+    assert search_rules(BOParams(), 10, 20, exemplars).labels == ("yes", "no")
+    assert search_rules(BOParams(sampler="ape"), 10, 20, exemplars).labels == ()
+    assert search_rules(BOParams(pool=0), 10, 20, exemplars).labels == ()
