@@ -42,21 +42,20 @@ from components.params import BOParams
 from components.pool import answer_labels, named_picks, random_points
 from components.seeds import derive_seed
 from components.study import (
-    ask,
     best_evaluations,
     close_unwritten,
-    enqueue,
-    fail_over_cap,
     heartbeats,
     known_evaluations,
     n_complete,
     n_running,
     record_spending,
+    reserve,
     settle,
     spent,
     spent_by_all,
     stop_for_budget,
     stopped_by_budget,
+    suggest,
     trial_records,
 )
 from components.timing import Stopwatch
@@ -208,14 +207,16 @@ class Search:
              hold: Callable[[list[optuna.Trial]], None]) -> tuple[list[optuna.Trial], list[str]] | None:
         """Ask ``n`` trials (the pool's picks first) and write their instructions; returns the
         trials that wrote one, or None."""
-        pooled: dict[tuple[float, ...], str] = {}
-        if self.rules.labels:
-            with self.clock("generator"):
-                pooled = self._draw_pool(n, [*known, *(batch.instructions if batch else [])])
-            enqueue(self.study, [list(point) for point in pooled])
         with self.clock("bo"):
-            trials, z = fail_over_cap(self.study, *ask(self.study, n, self.rules.dim), self.rules.n_trials)
+            trials = reserve(self.study, n, self.rules.n_trials)
         hold([*(batch.trials if batch else []), *trials])  # alive (a shared study's heartbeat)
+        pooled: dict[tuple[float, ...], str] = {}
+        if self.rules.labels and trials:
+            with self.clock("generator"):
+                pooled = self._draw_pool(trials[0].number, len(trials),
+                                         [*known, *(batch.instructions if batch else [])])
+        with self.clock("bo"):
+            trials, z = suggest(self.study, trials, self.rules.dim, [list(point) for point in pooled])
         if not trials:
             return None
         with self.clock("generator"):
@@ -225,10 +226,10 @@ class Search:
             self.logger.info("%d of %d trials' z wrote no instruction: told 0, no call", unwritten, len(trials))
         return kept if kept[0] else None
 
-    def _draw_pool(self, n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
-        """Up to ``n`` of ``pool`` random z whose new instruction names an answer, by their z."""
-        seed = derive_seed(self.rules.seed, len(self.study.get_trials(deepcopy=False)))
-        points = random_points(seed, self.rules.pool, self.rules.dim)
+    def _draw_pool(self, number: int, n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
+        """Up to ``n`` of ``pool`` random z whose new instruction names an answer, by their z; drawn
+        from the seed of trial ``number`` (the first it serves: workers never draw the same pool)."""
+        points = random_points(derive_seed(self.rules.seed, number), self.rules.pool, self.rules.dim)
         picks = named_picks(points, self.operations.write_pool(points), self.rules.labels, exclude, n)
         return {tuple(z): v for z, v in picks}
 

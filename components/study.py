@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -143,39 +143,38 @@ def n_running(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
 
-def fail_over_cap(
-    study: optuna.Study, trials: list[optuna.Trial], z: list[list[float]], cap: int
-) -> tuple[list[optuna.Trial], list[list[float]]]:
-    """Keep the asked trials that fit under ``cap`` complete-or-running trials, counted in trial
-    order: workers that asked at the same moment do not overshoot it. The others are failed
-    (not retried)."""
+def reserve(study: optuna.Study, n: int, cap: int) -> list[optuna.Trial]:
+    """Ask ``n`` trials (their numbers, no z yet; dead trials' retries come first) and keep those
+    that fit under ``cap`` complete-or-running trials, counted in trial order: workers that asked
+    at the same moment do not overshoot it. The others are failed (not retried)."""
+    trials = [study.ask() for _ in range(n)]
     live = sorted(t.number for t in study.get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)))
     allowed = set(live[:cap])
-    kept = [(t, point) for t, point in zip(trials, z, strict=True) if t.number in allowed]
     fail(study, [t for t in trials if t.number not in allowed])
-    return [t for t, _ in kept], [point for _, point in kept]
+    return [t for t in trials if t.number in allowed]
 
 
 def z_name(i: int) -> str:
     return f"z{i:02d}"
 
 
-def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list[list[float]]]:
-    """Ask ``n`` trials; each gets its z before the next is asked, so the sampler sees the
-    earlier ones as pending points (enqueued z come first). Returns the trials and their z."""
-    trials, z = [], []
-    for _ in range(n):
-        trial = study.ask()
-        z.append([trial.suggest_float(z_name(i), -1.0, 1.0) for i in range(dim)])
-        trials.append(trial)
-    return trials, z
+def suggest(study: optuna.Study, trials: list[optuna.Trial], dim: int, points: Sequence[list[float]] = (),
+            ) -> tuple[list[optuna.Trial], list[list[float]]]:
+    """Give reserved trials their z: a retry its dead trial's, the first others ``points`` (the
+    pool's picks, as if enqueued), the rest the sampler's, one trial after the other so that it
+    sees the earlier ones as pending points. Returns the trials (as their z fixes them) and z."""
+    given, fixed = list(points), []
+    for trial in trials:
+        fixed.append(_fix(study, trial, given.pop(0)) if given and RETRY_OF not in trial.user_attrs else trial)
+    return fixed, [[t.suggest_float(z_name(i), -1.0, 1.0) for i in range(dim)] for t in fixed]
 
 
-def enqueue(study: optuna.Study, points: list[list[float]]) -> None:
-    """Have the next trials asked (by any worker) take these z instead of the sampler's."""
-    for point in points:
-        study.enqueue_trial({z_name(i): x for i, x in enumerate(point)})
+def _fix(study: optuna.Study, trial: optuna.Trial, point: list[float]) -> optuna.Trial:
+    """``trial`` with ``point`` as its z: Optuna's enqueued-trial attribute, read when a Trial opens."""
+    study._storage.set_trial_system_attr(  # (Study.enqueue_trial's attribute, on a trial already asked)
+        trial._trial_id, "fixed_params", {z_name(i): x for i, x in enumerate(point)})
+    return optuna.Trial(study, trial._trial_id)
 
 
 def trial_seed(trial: optuna.Trial, seed: int) -> int:

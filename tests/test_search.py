@@ -177,3 +177,26 @@ def test_the_pool_serves_samplers_over_z_only_with_the_exemplars_answers_as_labe
     assert search_rules(BOParams(), 10, 20, exemplars).labels == ("yes", "no")
     assert search_rules(BOParams(sampler="ape"), 10, 20, exemplars).labels == ()
     assert search_rules(BOParams(pool=0), 10, 20, exemplars).labels == ()
+
+
+def test_two_workers_starting_together_draw_different_pools_and_pay_each_instruction_once(tmp_path):
+    import threading
+
+    def writer(trial: optuna.Trial | None, z: list[float]) -> str:  # every pool point names an answer
+        return f"Say yes {z[0]:.6f}." if trial is None else by_z(trial, z)
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    studies = [open_study(storage, "s", "random", 2, seed=0) for _ in range(2)]  # both open before either asks
+    workers = [FakeOperations(writer=writer) for _ in studies]
+    rules = Rules(n_instructions=6, n_trials=30, batch_size=2, dim=3, n_validation=N_VAL, workers=2, pool=4,
+                  labels=("yes",), poll=0.05)
+    threads = [threading.Thread(target=Search(study, f"w{i}", rules, Budget(), operations, LOG).run)
+               for i, (study, operations) in enumerate(zip(studies, workers, strict=True))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first, second = (operations.pools[0] for operations in workers)
+    assert not {tuple(z) for z in first} & {tuple(z) for z in second}
+    paid = workers[0].paid + workers[1].paid
+    assert len(paid) == len(set(paid)) == len(known_evaluations(studies[0])) == 6

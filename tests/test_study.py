@@ -6,20 +6,25 @@ import optuna
 
 from components.blackbox import CallStats, Evaluation
 from components.study import (
-    ask,
+    RETRY_OF,
     close_unwritten,
     fail_and_retry,
-    fail_over_cap,
     known_evaluations,
     n_running,
     open_study,
     record_spending,
+    reserve,
     spent,
     spent_by_all,
+    suggest,
     tell,
     trial_records,
     trial_seed,
 )
+
+
+def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list[list[float]]]:
+    return suggest(study, reserve(study, n, cap=100), dim)
 
 
 def test_a_retried_trial_gets_the_same_z_and_seed_as_the_one_it_retries():
@@ -49,7 +54,7 @@ def test_a_trial_whose_z_wrote_no_instruction_is_told_0_and_is_no_candidate():
 def test_a_shared_study_fails_only_trials_whose_worker_stopped_beating(tmp_path):
     import time
 
-    from components.study import RETRY_OF, heartbeats
+    from components.study import heartbeats
 
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
 
@@ -75,12 +80,21 @@ def test_a_shared_study_fails_only_trials_whose_worker_stopped_beating(tmp_path)
 
 def test_workers_asking_at_once_never_pass_the_trial_cap():
     study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
-    first = ask(study, 3, 2)  # two workers each asked 3 when 4 were left
-    second = ask(study, 3, 2)
-    kept_first, _ = fail_over_cap(study, *first, cap=4)
-    kept_second, z = fail_over_cap(study, *second, cap=4)
-    assert len(kept_first) == 3 and len(kept_second) == 1 and len(z) == 1
+    first = reserve(study, 3, cap=4)  # two workers each asked 3 when 4 were left
+    second = reserve(study, 3, cap=4)
+    assert len(first) == 3 and len(second) == 1
     assert n_running(study) == 4 and len(study.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 2
+
+
+def test_given_points_fix_the_first_trials_z_but_never_a_retrys():
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    (lost,), (lost_z,) = ask(study, 1, 2)
+    fail_and_retry(study, lost)
+    trials, z = suggest(study, reserve(study, 3, cap=100), 2, [[0.5, -0.5], [0.25, 0.25]])
+    assert trials[0].user_attrs[RETRY_OF] == lost.number and z[0] == lost_z
+    assert z[1:] == [[0.5, -0.5], [0.25, 0.25]]
+    assert [study.trials[t.number].params for t in trials[1:]] == [
+        {"z00": 0.5, "z01": -0.5}, {"z00": 0.25, "z01": 0.25}]
 
 
 def test_each_worker_keeps_its_own_spending_and_the_study_sums_them():

@@ -118,6 +118,8 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
     assert len(complete) == 6  # exactly the requested trials, whoever scored them
+    # Workers starting together drew different z (every draw is seeded from the trial it serves).
+    assert len({tuple(t.params.values()) for t in complete}) == 6
 
     # The killed trial was asked again with the same z and wrote the same instruction.
     retries = [t for t in complete if RETRY_OF in t.user_attrs]
