@@ -192,6 +192,13 @@ def known_evaluations(study: optuna.Study) -> dict[str, Evaluation]:
     return known
 
 
+def fail_waiting(study: optuna.Study) -> None:
+    """Fail the trials still waiting to be asked (retries of dead trials the finished study no
+    longer needs), so that none waits for good."""
+    for _ in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # asking takes a waiting trial first
+
+
 def fail(study: optuna.Study, trials: list[optuna.Trial]) -> None:
     """Close trials that will not be scored (e.g. the budget ran out)."""
     for trial in trials:

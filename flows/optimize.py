@@ -26,6 +26,7 @@ from components.params import Params
 from components.search import Search, search_rules, study_wants_more
 from components.study import (
     best_evaluations,
+    fail_waiting,
     known_evaluations,
     n_complete,
     n_running,
@@ -74,6 +75,7 @@ def optimize(workspace: Workspace = HERE) -> None:
     )
     study.set_user_attr(RUN_ID_ATTR, run_id)
     stop_for_budget(study, False)  # a raised budget continues the study
+    calls_before = spent_by_all(study)[0].calls
     with failed_on_error(workspace.tracking_uri(), run_id), torch_threads(cpu_threads(params)):
         if params.scale.workers == 1:
             run_search(params, study, IN_PROCESS, workspace)
@@ -82,7 +84,7 @@ def optimize(workspace: Workspace = HERE) -> None:
                        for i in range(params.scale.workers)}
             run_flows(WORKER_ENTRYPOINT, name, params.scale.work_pool, Path.cwd(), workers, _watch(params, study),
                       need_one=True)
-        finish(params, study, run_id, name, workspace)
+        finish(params, study, run_id, name, workspace, calls_before)
 
 
 @flow(name="optimize-worker")
@@ -141,10 +143,14 @@ def run_search(params: Params, study: optuna.Study, worker: str, workspace: Work
         Search(study, worker, rules, budget, operations, logger).run()
 
 
-def finish(params: Params, study: optuna.Study, run_id: str, name: str, workspace: Workspace) -> None:
+def finish(params: Params, study: optuna.Study, run_id: str, name: str, workspace: Workspace,
+           calls_before: int = 0) -> None:
     """The run's outputs from the study, whichever workers filled it: trials, ranked candidates,
-    metrics, the convergence plot, the MLflow summary, and (for a shared study) its SQLite copy."""
+    metrics (the study's black-box calls, and this run's: those beyond ``calls_before``), the
+    convergence plot, the MLflow summary, and (for a shared study) its SQLite copy. Retries no
+    worker took any more are failed."""
     logger = get_run_logger()
+    fail_waiting(study)
     records = trial_records(study)
     top = best_evaluations(study)  # every distinct instruction, ranked: evaluate takes its eval.top_k
     if not top:
@@ -162,6 +168,7 @@ def finish(params: Params, study: optuna.Study, run_id: str, name: str, workspac
         "n_empty_instructions": sum(not r["instruction"] for r in records),  # told 0, not scored
         "stopped_by_budget": int(stopped_by_budget(study)),
         **{f"blackbox_{k}": v for k, v in usage.as_dict().items()},
+        "blackbox_calls_this_run": usage.calls - calls_before,
         **{f"seconds_{k}": round(v, 2) for k, v in seconds.items()},
     }
     write_json(workspace.metrics / "optimize.json", summary)

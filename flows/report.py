@@ -22,7 +22,8 @@ def report(workspace: Workspace = HERE) -> str:
                                            test["n_test"]).splitlines()),
         "Top candidates (validation -> test):",
         *(f"  {r['val_score']:.3f} -> {r['test_score']:.3f}  {r['instruction']!r}" for r in test["top"]),
-        f"Time: {seconds}; black-box calls {opt['blackbox_calls']} (+{opt['blackbox_cache_hits']} cached)",
+        (f"Time: {seconds}; black-box calls: this run {opt['blackbox_calls_this_run']}, the study "
+         f"{opt['blackbox_calls']} (+{opt['blackbox_cache_hits']} cached)"),
         f"Metrics: {workspace.metrics}/test.json, {workspace.metrics}/optimize.json; "
         f"plot: {workspace.plots / 'convergence.png'}",
         f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {workspace.tracking_uri()}, then the runs table:",

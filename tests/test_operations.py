@@ -38,6 +38,8 @@ def test_cli_runs_in_a_workspace_and_revalidate_flags_a_drop(workdir, prefect_ha
         assert main(["run", *box, "--set", "data.task=parity"]) == OK
         out = capsys.readouterr().out
         assert "Best instruction for task 'parity'" in out and "runs/parity/metrics/test.json" in out
+        calls = len(server.requests) - 6  # the optimisation's calls: all but the test split's (n_test=6)
+        assert f"black-box calls: this run {calls}, the study {calls} (+" in out
         assert "/runs?workflowType=machine_learning" in out  # the UI's runs table, not its GenAI traces
         space = workdir / "runs" / "parity"
         test = json.loads((space / "metrics/test.json").read_text())

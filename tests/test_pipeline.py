@@ -83,7 +83,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     opt = json.loads((workdir / "metrics/optimize.json").read_text())
     new_distinct = {t["instruction"] for t in json.loads((workdir / "outputs/trials.json").read_text())}
     assert opt["blackbox_calls"] == 5 * len(new_distinct)  # the study's spending, across both runs
-    assert _cached_responses() - before == 5 * len(new_distinct - distinct)
+    assert _cached_responses() - before == opt["blackbox_calls_this_run"] == 5 * len(new_distinct - distinct)
 
 
 def test_budget_stops_cleanly_and_the_best_so_far_is_tested(workdir, prefect_harness, monkeypatch):

@@ -123,3 +123,15 @@ def test_told_evaluations_are_known_by_instruction_and_the_gp_waits_for_two_scor
     assert set(study.sampler.sample_relative(study, study.ask(), space)) == set(space)  # the GP serves
     flat = study_of([0.0, 0.0, 0.0])
     assert flat.sampler.sample_relative(flat, flat.ask(), space) == {}  # equal scores: Sobol serves
+
+
+def test_retries_the_finished_study_no_longer_needs_are_failed_not_left_waiting():
+    from components.study import fail_waiting
+
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    (lost, kept), _ = ask(study, 2, 2)
+    fail_and_retry(study, lost)
+    study.tell(kept, 1.0)
+    fail_waiting(study)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE,
+                                               optuna.trial.TrialState.FAIL]
