@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import json
 import random
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,7 +139,8 @@ class BlackBox:
     server errors, timeouts, dropped connections and unusable answers are retried with
     exponential backoff and jitter (honouring Retry-After); a call still failing after
     ``max_retries`` retries is answered ``None`` and not cached. Configuration errors (key,
-    model, request) raise at once.
+    model, request) raise at once. After :meth:`stop` no call starts; those in flight get
+    ``grace`` seconds to answer (and be cached), then are cancelled and answered ``None``.
     """
 
     base_url: str
@@ -152,6 +155,17 @@ class BlackBox:
     cache_url: str = ""
     limiter: RateLimiter = field(default_factory=RateLimiter)
     shared_limit: Callable[[], Awaitable[object]] | None = None  # awaited before each request (all processes' limit)
+    grace: float = 5.0
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+    _fetching: int = field(default=0, repr=False)  # batches of calls under way
+    _idle: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    def stop(self) -> None:
+        """Start no more calls (from any thread) and wait until those in flight have answered or
+        been cancelled (at most ``grace`` seconds and a little): the run is being stopped."""
+        self.stopping.set()
+        with self._idle:
+            self._idle.wait_for(lambda: not self._fetching, timeout=self.grace + 2)
 
     @property
     def _params(self) -> dict[str, object]:
@@ -171,12 +185,34 @@ class BlackBox:
         if progress is not None:
             progress(tally.stats.cache_hits)
         if missing:
-            fetched = asyncio.run(self._fetch(missing, progress, tally))
-            if all(text is None for text in fetched.values()) and not tally.stats.cache_hits:
+            # The calls run on a thread of their own: a Ctrl-C or SIGTERM raised in this one while
+            # it waits stops them with their grace instead of tearing down their event loop.
+            with ThreadPoolExecutor(1, thread_name_prefix="blackbox") as thread:
+                fetching = thread.submit(self._fetch_all, missing, progress, tally)
+                try:
+                    wait([fetching])
+                except BaseException:
+                    self.stop()
+                    raise
+                fetched = fetching.result()
+            if all(text is None for text in fetched.values()) and not tally.stats.cache_hits \
+                    and not self.stopping.is_set():
                 raise BlackBoxError(f"blackbox.base_url {self.base_url!r}: all {len(fetched)} calls failed after "
                                     f"{self.max_retries} retries; last error: {tally.last_error}")
             answers.update(fetched)
         return Completions([answers[k] for k in keys], tally.stats, tally.last_error)
+
+    def _fetch_all(
+        self, prompts: dict[str, str], progress: Callable[[int], object] | None, tally: _Tally
+    ) -> dict[str, str | None]:
+        with self._idle:
+            self._fetching += 1
+        try:
+            return asyncio.run(self._fetch(prompts, progress, tally))
+        finally:
+            with self._idle:
+                self._fetching -= 1
+                self._idle.notify_all()
 
     async def _fetch(
         self, prompts: dict[str, str], progress: Callable[[int], object] | None, tally: _Tally
@@ -187,20 +223,34 @@ class BlackBox:
         ) as client:
             gate = asyncio.Semaphore(self.concurrency)
 
-            async def one(key: str, prompt: str) -> tuple[str, str | None]:
+            async def one(key: str, prompt: str) -> str | None:
                 async with gate:
                     text = await self._call(client, prompt, tally)
                 if text is not None:
                     self.cache.put(key, text)
                 if progress is not None:
                     progress(1)
-                return key, text
+                return text
 
-            return dict(await asyncio.gather(*(one(k, p) for k, p in prompts.items())))
+            calls = {key: asyncio.create_task(one(key, prompt)) for key, prompt in prompts.items()}
+            await self._until_done_or_stopped(set(calls.values()))
+            return {key: None if call.cancelled() else call.result() for key, call in calls.items()}
+
+    async def _until_done_or_stopped(self, calls: set[asyncio.Task[str | None]], poll: float = 0.2) -> None:
+        """Wait for every call; once stopped, for ``grace`` seconds more, then cancel the rest."""
+        while calls and not self.stopping.is_set():
+            _, calls = await asyncio.wait(calls, timeout=poll)
+        if calls:
+            _, calls = await asyncio.wait(calls, timeout=self.grace)
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
 
     async def _call(self, client: openai.AsyncOpenAI, prompt: str, tally: _Tally) -> str | None:
         tokens = len(prompt) // CHARS_PER_TOKEN + self.max_tokens
         for attempt in range(self.max_retries + 1):
+            if self.stopping.is_set():
+                return None
             await asyncio.sleep(self.limiter.reserve(tokens))
             if self.shared_limit is not None:
                 await self.shared_limit()

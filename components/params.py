@@ -89,6 +89,7 @@ class BlackBoxParams(_Section):
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0, le=20)
     backoff: float = Field(1.0, gt=0, le=60)  # first retry delay in seconds, doubled each retry
+    grace: float = Field(5.0, ge=0, le=60)  # seconds the calls in flight get to answer when the run is stopped
     requests_per_minute: int | None = Field(None, ge=1)  # None: no limit
     tokens_per_minute: int | None = Field(None, ge=1)
     shared_rate_limit: bool = False  # requests_per_minute over every run on this endpoint (a Prefect limit)

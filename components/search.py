@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -42,6 +43,7 @@ from components.params import BOParams
 from components.pool import answer_labels, named_picks, random_points
 from components.seeds import derive_seed
 from components.study import (
+    abandon,
     best_evaluations,
     close_unwritten,
     heartbeats,
@@ -171,25 +173,39 @@ class Search:
         self.clock = Stopwatch(seconds)
 
     def run(self) -> None:
-        """Search until the study is done (:func:`wants_more`), then return."""
+        """Search until the study is done (:func:`wants_more`), then return. Stopped on the way
+        (an interrupt, an error), it fails the trials in hand and asks their z again."""
+        in_hand: list[optuna.Trial] = []
+        with heartbeats(self.study) as beat:
+            def hold(trials: list[optuna.Trial]) -> None:
+                in_hand[:] = trials
+                beat(trials)
+
+            try:
+                self._loop(hold)
+            except BaseException:
+                with suppress(Exception):  # (a database gone away: the trials go stale, others retry them)
+                    abandon(self.study, {t.number for t in in_hand})
+                raise
+
+    def _loop(self, hold: Callable[[list[optuna.Trial]], None]) -> None:
         batch: Batch | None = None
-        with heartbeats(self.study) as hold:
-            while True:
-                known = known_evaluations(self.study)
-                n = self._batch_size(known, batch)
-                if n == 0 and batch is None:
-                    if not self._wanted(known):
-                        return
-                    optuna.storages.fail_stale_trials(self.study)  # other workers hold the rest: wait
-                    time.sleep(self.rules.poll)
-                    continue
-                asked = self._ask(n, known, batch, hold) if n else None
-                settled, batch = batch, None
-                known = self._settle(settled) if settled is not None else known_evaluations(self.study)
-                if asked is not None:  # the next batch's scoring starts before the settled one is reported
-                    batch = self._start_scoring(*asked, known)
-                if settled is not None:
-                    self._report(settled, known)
+        while True:
+            known = known_evaluations(self.study)
+            n = self._batch_size(known, batch)
+            if n == 0 and batch is None:
+                if not self._wanted(known):
+                    return
+                optuna.storages.fail_stale_trials(self.study)  # other workers hold the rest: wait
+                time.sleep(self.rules.poll)
+                continue
+            asked = self._ask(n, known, batch, hold) if n else None
+            settled, batch = batch, None
+            known = self._settle(settled) if settled is not None else known_evaluations(self.study)
+            if asked is not None:  # the next batch's scoring starts before the settled one is reported
+                batch = self._start_scoring(*asked, known)
+            if settled is not None:
+                self._report(settled, known)
 
     def _wanted(self, known: dict[str, Evaluation]) -> bool:
         return study_wants_more(self.study, self.rules.n_instructions, self.rules.n_trials, len(known))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,17 @@ def open_study(
     if shared:
         optuna.storages.fail_stale_trials(study)
     else:
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        abandon(study)
+    return study
+
+
+def abandon(study: optuna.Study, numbers: Collection[int] | None = None) -> None:
+    """Fail the running trials (those numbered ``numbers``: a stopped worker's) and ask each z
+    again: the retry regenerates the same instruction and finds its answered calls cached."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if numbers is None or trial.number in numbers:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             _retry(study, trial)
-    return study
 
 
 @contextmanager

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from components.errors import BlackBoxError, BudgetError, ConfigError, TaskDataError, WorkerError
+from components.params import Params
 from flows.settings import PARAMS, Workspace, load_params, run_workspace
 
 OK, FAILED, BAD_INPUT, DROPPED = 0, 1, 2, 3
 EPILOG = """exit codes: 0 done; 1 the run failed (black box, budget, other error); 2 bad input
-(params, task data, command line); 3 revalidate flagged an instruction whose test score dropped"""
+(params, task data, command line); 3 revalidate flagged an instruction whose test score dropped;
+130, 143 stopped by Ctrl-C or SIGTERM (run the same command again to resume)"""
 
 
 def _override(text: str) -> tuple[str, str]:
@@ -88,9 +91,10 @@ def list_tasks(location: Path | None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        return _dispatch(args, shlex.join(["instructzero", *argv]))
     except (ConfigError, TaskDataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT
@@ -109,7 +113,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ConfigError("revalidate: --base-url needs --model (the endpoint's model name)")
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, command: str) -> int:
     _check_arguments(args)
     if args.command in ("run", "dry-run", "evaluate"):  # everything checkable offline, before any work (exit 2)
         from flows.preflight import preflight
@@ -117,38 +121,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         params = preflight(args.params, dict(getattr(args, "overrides", ())))
     elif "params" in args:
         params = load_params(args.params)
+    if args.command == "sweep":
+        from flows.sweep import plan_sweep
+
+        plan_sweep(args.tasks, args.seeds, args.models, args.name, args.params, dict(args.overrides) or None)
+    elif args.command == "evaluate":
+        from flows.evaluate import require_run_outputs
+
+        require_run_outputs(Workspace(params_file=args.params))
+    if args.command in ("run", "sweep", "evaluate", "revalidate"):
+        return _run_flows(args, params, command)
     if args.command == "tasks":
         print("\n".join(list_tasks(args.location)))
     elif args.command == "dry-run":
         from flows.dry_run import dry_run
 
         print(dry_run(args.params, dict(args.overrides)))
-    elif args.command == "run":
-        from flows.pipeline import pipeline
-        from flows.report import report
-
-        overrides = dict(args.overrides) or None
-        pipeline(args.params, overrides, args.workspace)
-        print(report(run_workspace(params, args.params, overrides, args.workspace)))
-    elif args.command == "sweep":
-        from flows.sweep import plan_sweep, sweep
-
-        plan_sweep(args.tasks, args.seeds, args.models, args.name, args.params, dict(args.overrides) or None)
-        sweep(args.tasks, args.seeds, args.models, args.name, args.params, dict(args.overrides) or None)
-    elif args.command == "evaluate":
-        from flows.evaluate import evaluate_test, require_run_outputs
-
-        workspace = Workspace(params_file=args.params)
-        require_run_outputs(workspace)
-        print(json.dumps(evaluate_test(workspace), indent=2))
-    elif args.command == "revalidate":
-        from flows.revalidate import revalidate
-
-        rows = revalidate(args.params, args.tasks, args.base_url, args.model, args.tolerance)
-        for r in rows:
-            print(f"{r['prompt']} v{r['version']}: {r['registered_test_score']:.3f} -> {r['test_score']:.3f} "
-                  f"({r['drift']:+.3f}){'  DROPPED' if r['dropped'] else ''}")
-        return DROPPED if any(r["dropped"] for r in rows) else OK
     elif args.command == "deploy":
         from flows.deployments import register
 
@@ -157,6 +145,48 @@ def _dispatch(args: argparse.Namespace) -> int:
         from flows.deployments import serve_deployments
 
         serve_deployments(args.prefect_file)
+    return OK
+
+
+def _run_flows(args: argparse.Namespace, params: Params, command: str) -> int:
+    """A command that runs flows, on one Prefect API (stopped last); Ctrl-C or SIGTERM stops it
+    (:mod:`flows.shutdown`) with a line saying how to resume."""
+    from flows.prefect_api import using_shared_api
+    from flows.shutdown import STOPS, exit_code, stop_on_signals, stopped_message
+
+    with stop_on_signals():
+        try:
+            with using_shared_api():
+                return _flow_command(args, params)
+        except STOPS as stop:
+            print(stopped_message(stop, command), file=sys.stderr)
+            return exit_code(stop)
+
+
+def _flow_command(args: argparse.Namespace, params: Params) -> int:
+    if args.command == "run":
+        from flows.pipeline import pipeline
+        from flows.report import report
+
+        overrides = dict(args.overrides) or None
+        pipeline(args.params, overrides, args.workspace)
+        print(report(run_workspace(params, args.params, overrides, args.workspace)))
+    elif args.command == "sweep":
+        from flows.sweep import sweep
+
+        sweep(args.tasks, args.seeds, args.models, args.name, args.params, dict(args.overrides) or None)
+    elif args.command == "evaluate":
+        from flows.evaluate import evaluate_test
+
+        print(json.dumps(evaluate_test(Workspace(params_file=args.params)), indent=2))
+    elif args.command == "revalidate":
+        from flows.revalidate import revalidate
+
+        rows = revalidate(args.params, args.tasks, args.base_url, args.model, args.tolerance)
+        for r in rows:
+            print(f"{r['prompt']} v{r['version']}: {r['registered_test_score']:.3f} -> {r['test_score']:.3f} "
+                  f"({r['drift']:+.3f}){'  DROPPED' if r['dropped'] else ''}")
+        return DROPPED if any(r["dropped"] for r in rows) else OK
     return OK
 
 

@@ -77,14 +77,23 @@ def database_problem(url: str, timeout: int = 5) -> str | None:
 
 def stage_main(stage: Callable[[], object]) -> None:
     """A dvc.yaml stage's command: bad input exits 2 with one message before the flow starts; a
-    run that fails for a reason the user can act on exits 1 with its message last."""
-    try:
-        preflight()
-    except (ConfigError, TaskDataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        stage()
-    except (BlackBoxError, BudgetError, WorkerError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run that fails for a reason the user can act on exits 1 with its message last; Ctrl-C or
+    SIGTERM stops it (:mod:`flows.shutdown`)."""
+    from flows.prefect_api import using_shared_api
+    from flows.shutdown import STOPS, exit_code, stop_on_signals, stopped_message
+
+    with stop_on_signals():
+        try:
+            preflight()
+        except (ConfigError, TaskDataError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        try:
+            with using_shared_api():
+                stage()
+        except (BlackBoxError, BudgetError, WorkerError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+        except STOPS as stop:
+            print(stopped_message(stop, "dvc repro"), file=sys.stderr)
+            sys.exit(exit_code(stop))

@@ -32,7 +32,8 @@ def open_blackbox(
     params: BlackBoxParams, api_key: str | None, local_model: Path, cache: Path | str, log_path: Path
 ) -> Iterator[BlackBox]:
     """A BlackBox on ``params.base_url``, or on a local model server started for the duration;
-    its answers cached in ``cache`` (a SQLite file or a database URL)."""
+    its answers cached in ``cache`` (a SQLite file or a database URL). On the way out (a stop,
+    an error) its calls still in flight get their grace before the local server stops."""
     store = ResponseCache(cache)
     try:
         if params.base_url is None:
@@ -45,16 +46,29 @@ def open_blackbox(
             ) as base_url:
                 logger.info("local model server ready after %.0f s", time.monotonic() - start)
                 # The cache key names the model, not the port, so a restarted server hits it.
-                yield _blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, store, base_url)
+                with _stopped(_blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, store,
+                                        base_url)) as blackbox:
+                    yield blackbox
         else:
             if not api_key:
                 raise BlackBoxError(
                     f"blackbox.base_url is {params.base_url!r}: set the API key in the environment "
                     "variable OPENAI_API_KEY"
                 )
-            yield _blackbox(params, params.base_url, params.model or "", api_key, store, params.base_url)
+            with _stopped(_blackbox(params, params.base_url, params.model or "", api_key, store,
+                                    params.base_url)) as blackbox:
+                yield blackbox
     finally:
         store.close()
+
+
+@contextmanager
+def _stopped(blackbox: BlackBox) -> Iterator[BlackBox]:
+    """``blackbox``, stopped on exit: no scoring left in the background outlives the run."""
+    try:
+        yield blackbox
+    finally:
+        blackbox.stop()
 
 
 def _blackbox(
@@ -74,7 +88,8 @@ def _blackbox(
     return BlackBox(
         base_url=url, cache_url=cache_url, model=model, api_key=key, cache=cache,
         concurrency=params.concurrency, max_tokens=params.max_tokens, timeout=params.timeout,
-        max_retries=params.max_retries, backoff=params.backoff, limiter=limiter, shared_limit=shared,
+        max_retries=params.max_retries, backoff=params.backoff, grace=params.grace, limiter=limiter,
+        shared_limit=shared,
     )
 
 

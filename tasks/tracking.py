@@ -15,6 +15,7 @@ from mlflow.entities.model_registry import PromptVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import task
+from prefect.exceptions import TerminationSignal
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -55,14 +56,14 @@ def start_run(
 
 @contextmanager
 def failed_on_error(tracking_uri: str, run_id: str) -> Iterator[None]:
-    """Close the run FAILED (KILLED on Ctrl-C), the error as its ``error`` tag, when the body
+    """Close the run FAILED (KILLED on Ctrl-C or SIGTERM), the error as its ``error`` tag, when the body
     raises; a re-run reopens it (``start_run``) and resumes."""
     try:
         yield
     except BaseException as err:
         client = MlflowClient(tracking_uri)
         client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
-        client.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        client.set_terminated(run_id, "KILLED" if isinstance(err, (KeyboardInterrupt, TerminationSignal)) else "FAILED")
         raise
 
 

@@ -181,3 +181,28 @@ def test_the_stub_answers_on_its_own_from_the_command_line(tmp_path):
     finally:
         stub.terminate()
         stub.wait(timeout=30)
+
+
+def test_a_stopped_black_box_starts_no_call_and_keeps_what_was_answered_within_its_grace(tmp_path):
+    def slow(prompt: str) -> str:
+        time.sleep(0.5 if last_input(prompt).startswith("quick") else 30)
+        return "ok"
+
+    prompts = [zero_shot_prompt("Say ok.", f"quick{i}") for i in range(2)] + \
+        [zero_shot_prompt("Say ok.", f"slow{i}") for i in range(2)] + \
+        [zero_shot_prompt("Say ok.", f"later{i}") for i in range(8)]
+    with stub_server(slow) as server:
+        blackbox = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db"), concurrency=4, grace=1.0)
+        with ThreadPoolExecutor(1) as pool:
+            scoring = pool.submit(blackbox.complete, prompts)  # (as the search scores in the background)
+            while len(server.requests) < 4:
+                time.sleep(0.05)
+            began = time.monotonic()
+            blackbox.stop()  # returns once the calls in flight answered or were cancelled
+            stopped_after = time.monotonic() - began
+            done = scoring.result(timeout=5)
+        assert stopped_after < 3
+        assert done.answers == ["ok", "ok"] + [None] * 10  # the quick ones answered in the grace, the rest not
+        assert len(server.requests) == 4 and done.stats.calls == 2 and done.stats.failed == 0  # none started after
+        again = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db")).complete(prompts[:2])
+        assert again.stats.cache_hits == 2  # kept for the re-run

@@ -200,3 +200,21 @@ def test_two_workers_starting_together_draw_different_pools_and_pay_each_instruc
     assert not {tuple(z) for z in first} & {tuple(z) for z in second}
     paid = workers[0].paid + workers[1].paid
     assert len(paid) == len(set(paid)) == len(known_evaluations(studies[0])) == 6
+
+
+def test_a_stopped_search_fails_the_trials_in_hand_and_asks_their_z_again():
+    class Stopped(FakeOperations):
+        def score(self, instructions: list[str]) -> Future[Scored]:
+            if self.scored:  # Ctrl-C while the second batch is scored
+                raise KeyboardInterrupt
+            return super().score(instructions)
+
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    rules = Rules(n_instructions=6, n_trials=30, batch_size=2, dim=3, n_validation=N_VAL)
+    with pytest.raises(KeyboardInterrupt):
+        Search(study, "main", rules, Budget(), Stopped(), LOG).run()
+    by_state = Counter(t.state for t in study.trials)
+    assert by_state[optuna.trial.TrialState.RUNNING] == 0 and by_state[optuna.trial.TrialState.FAIL] == 2
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    failed = {t.number: t.params for t in study.trials if t.state == optuna.trial.TrialState.FAIL}
+    assert sorted(t.user_attrs[RETRY_OF] for t in waiting) == sorted(failed)
