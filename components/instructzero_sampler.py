@@ -23,7 +23,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from components.kernel import InstructionCoupledKernel, output_similarity
-from components.seeds import derive_seed
+from components.seeds import derive_seed, draw_number
 
 
 def unit_cube(d: int) -> torch.Tensor:
@@ -139,7 +139,7 @@ class InstructZeroSampler(BaseSampler):
             if t.number != trial.number and all(n in t.params for n in names)
         ]
         if self._seed is not None:
-            torch.manual_seed(derive_seed(self._seed, trial.number))
+            torch.manual_seed(derive_seed(self._seed, draw_number(study, trial.number)))
         candidate = instructzero_candidate(
             unit(done), y,
             output_similarity([t.user_attrs[self._outputs_attr] for t in done]),

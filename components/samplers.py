@@ -9,13 +9,15 @@ from optuna_integration import BoTorchSampler
 from optuna_integration.botorch import qlogei_candidates_func
 
 from components.instructzero_sampler import InstructZeroSampler
+from components.seeds import draw_number
 
 SAMPLERS: tuple[str, ...] = ("instructzero", "botorch", "gp", "tpe", "random", "ape")
 
 
 class SobolSampler(optuna.samplers.RandomSampler):
-    """Scrambled Sobol points, parameter by parameter: trial t gets row t of the sequence,
-    each float parameter its own column (in order of first use). Unlike Optuna's QMCSampler
+    """Scrambled Sobol points, parameter by parameter: the trial serving draw t
+    (:func:`components.seeds.draw_number`) gets row t of the sequence, each float parameter its
+    own column (in order of first use). Unlike Optuna's QMCSampler
     it works as an *independent* sampler, which is how the model-based samplers start.
     Other distributions, and parameters past ``max_dim``, are sampled at random."""
 
@@ -30,11 +32,12 @@ class SobolSampler(optuna.samplers.RandomSampler):
         if not isinstance(param_distribution, FloatDistribution) or param_distribution.log \
                 or column >= self._rows.shape[1]:
             return super().sample_independent(study, trial, param_name, param_distribution)
-        if trial.number >= len(self._rows):
-            extra = self._engine.draw(trial.number + 1 - len(self._rows), dtype=torch.float64)
+        row = draw_number(study, trial.number)
+        if row >= len(self._rows):
+            extra = self._engine.draw(row + 1 - len(self._rows), dtype=torch.float64)
             self._rows = torch.cat([self._rows, extra])
         low, high = param_distribution.low, param_distribution.high
-        return low + float(self._rows[trial.number, column]) * (high - low)
+        return low + float(self._rows[row, column]) * (high - low)
 
 
 def make_sampler(name: str, n_startup_trials: int, seed: int, lengthscale: float = 0.5) -> optuna.samplers.BaseSampler:

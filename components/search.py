@@ -41,7 +41,7 @@ from components.budget import Budget, next_batch
 from components.data import Example
 from components.params import BOParams
 from components.pool import answer_labels, named_picks, random_points
-from components.seeds import derive_seed
+from components.seeds import RETRY_OF, derive_seed, draw_number
 from components.study import (
     abandon,
     best_evaluations,
@@ -224,12 +224,13 @@ class Search:
         """Ask ``n`` trials (the pool's picks first) and write their instructions; returns the
         trials that wrote one, or None."""
         with self.clock("bo"):
-            trials = reserve(self.study, n, self.rules.n_trials)
+            trials = reserve(self.study, n, self.rules.n_trials, self.rules.n_instructions)
         hold([*(batch.trials if batch else []), *trials])  # alive (a shared study's heartbeat)
         pooled: dict[tuple[float, ...], str] = {}
-        if self.rules.labels and trials:
+        free = [t for t in trials if RETRY_OF not in t.user_attrs]  # (a retry keeps its dead trial's z)
+        if self.rules.labels and free:
             with self.clock("generator"):
-                pooled = self._draw_pool(trials[0].number, len(trials),
+                pooled = self._draw_pool(draw_number(self.study, free[0].number), len(free),
                                          [*known, *(batch.instructions if batch else [])])
         with self.clock("bo"):
             trials, z = suggest(self.study, trials, self.rules.dim, [list(point) for point in pooled])
@@ -242,10 +243,10 @@ class Search:
             self.logger.info("%d of %d trials' z wrote no instruction: told 0, no call", unwritten, len(trials))
         return kept if kept[0] else None
 
-    def _draw_pool(self, number: int, n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
+    def _draw_pool(self, draw: int, n: int, exclude: list[str]) -> dict[tuple[float, ...], str]:
         """Up to ``n`` of ``pool`` random z whose new instruction names an answer, by their z; drawn
-        from the seed of trial ``number`` (the first it serves: workers never draw the same pool)."""
-        points = random_points(derive_seed(self.rules.seed, number), self.rules.pool, self.rules.dim)
+        from the seed of the first trial it serves (``draw``: workers never draw the same pool)."""
+        points = random_points(derive_seed(self.rules.seed, draw), self.rules.pool, self.rules.dim)
         picks = named_picks(points, self.operations.write_pool(points), self.rules.labels, exclude, n)
         return {tuple(z): v for z, v in picks}
 

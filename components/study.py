@@ -14,10 +14,10 @@ import optuna
 
 from components.blackbox import CallStats, Evaluation
 from components.samplers import make_sampler
-from components.seeds import derive_seed
+from components.seeds import RETRY_OF, derive_seed
 from components.tables import create_racing
 
-INSTRUCTION, OUTPUTS, SCORES, RETRY_OF = "instruction", "outputs", "scores", "retry_of"
+INSTRUCTION, OUTPUTS, SCORES = "instruction", "outputs", "scores"
 USAGE, SECONDS = "blackbox_usage/", "seconds/"  # + a worker's name: what each worker spent (its own key)
 STOPPED = "stopped_by_budget"  # a study attribute: a worker found the budget spent
 
@@ -55,11 +55,13 @@ def open_study(
 
 def abandon(study: optuna.Study, numbers: Collection[int] | None = None) -> None:
     """Fail the running trials (those numbered ``numbers``: a stopped worker's) and ask each z
-    again: the retry regenerates the same instruction and finds its answered calls cached."""
+    again: the retry regenerates the same instruction and finds its answered calls cached (a
+    trial that had no z yet is only failed)."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if numbers is None or trial.number in numbers:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            _retry(study, trial)
+            if trial.params:
+                _retry(study, trial)
 
 
 @contextmanager
@@ -150,14 +152,20 @@ def n_running(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
 
-def reserve(study: optuna.Study, n: int, cap: int) -> list[optuna.Trial]:
+def reserve(study: optuna.Study, n: int, cap: int, goal: int | None = None) -> list[optuna.Trial]:
     """Ask ``n`` trials (their numbers, no z yet; dead trials' retries come first) and keep those
-    that fit under ``cap`` complete-or-running trials, counted in trial order: workers that asked
-    at the same moment do not overshoot it. The others are failed (not retried)."""
+    that fit, counted in trial order on one snapshot of the study, so that workers asking at the
+    same moment never overshoot: at most ``cap`` complete-or-running trials, and at most one
+    running trial per instruction still missing from ``goal`` scored ones. The others are failed
+    (not retried)."""
     trials = [study.ask() for _ in range(n)]
-    live = sorted(t.number for t in study.get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)))
-    allowed = set(live[:cap])
+    snapshot = study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING))
+    allowed = set(sorted(t.number for t in snapshot)[:cap])
+    if goal is not None:
+        complete = [t for t in snapshot if t.state == optuna.trial.TrialState.COMPLETE]
+        missing = goal - len({t.user_attrs[INSTRUCTION] for t in complete if INSTRUCTION in t.user_attrs})
+        allowed &= set(sorted(t.number for t in snapshot if t.state == optuna.trial.TrialState.RUNNING)[:missing])
     fail(study, [t for t in trials if t.number not in allowed])
     return [t for t in trials if t.number in allowed]
 

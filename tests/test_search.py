@@ -218,3 +218,29 @@ def test_a_stopped_search_fails_the_trials_in_hand_and_asks_their_z_again():
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     failed = {t.number: t.params for t in study.trials if t.state == optuna.trial.TrialState.FAIL}
     assert sorted(t.user_attrs[RETRY_OF] for t in waiting) == sorted(failed)
+
+
+def test_a_search_stopped_and_resumed_scores_what_an_uninterrupted_one_scores(tmp_path):
+    def run(operations: FakeOperations, storage: str) -> optuna.Study:
+        study = open_study(storage, "s", "instructzero", 2, seed=3)  # (reopening fails what a stop left running)
+        rules = Rules(n_instructions=6, n_trials=30, batch_size=2, dim=3, n_validation=N_VAL)
+        Search(study, "main", rules, Budget(), operations, LOG).run()
+        return study
+
+    class StoppedOnce(FakeOperations):
+        def score(self, instructions: list[str]) -> Future[Scored]:
+            if len(self.scored) == 2:  # Ctrl-C while the third batch is being written
+                self.scored.append([])
+                raise KeyboardInterrupt
+            return super().score(instructions)
+
+    def scored(study: optuna.Study) -> list[tuple[str, float]]:
+        complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        return [(t.user_attrs["instruction"], t.value) for t in complete]
+
+    uninterrupted = scored(run(FakeOperations(), f"sqlite:///{tmp_path / 'a.db'}"))
+    with pytest.raises(KeyboardInterrupt):
+        run(StoppedOnce(), f"sqlite:///{tmp_path / 'b.db'}")
+    resumed = run(FakeOperations(), f"sqlite:///{tmp_path / 'b.db'}")
+    assert scored(resumed) == uninterrupted and len(known_evaluations(resumed)) == 6
+    assert resumed.get_trials(states=(optuna.trial.TrialState.FAIL,))  # (the stop did happen)

@@ -94,20 +94,44 @@ def _stop(run: subprocess.Popen[str], signum: int, when: Callable[[], bool]) -> 
     return output, time.monotonic() - sent, children
 
 
+class Stub:
+    """The black box: parity-ish answers after ``LATENCY`` seconds; counts what it answered."""
+
+    def __init__(self) -> None:
+        self.answered: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, prompt: str) -> str:
+        time.sleep(LATENCY)
+        with self.lock:
+            self.answered[prompt] += 1
+        return "even" if len(last_input(prompt)) % 2 else "odd"
+
+
+def _outcome(project: Path) -> dict:
+    """What a run found: its instructions' scores, ranked, and the best on test."""
+    test = json.loads((project / "metrics/test.json").read_text())
+    return {"best": test["best_instruction"], "test": test["best_test_score"],
+            "candidates": json.loads((project / "outputs/candidates.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, embedded_model) -> dict:
+    """The outcome of the same run, not stopped."""
+    with stub_server(Stub()) as blackbox:
+        project, env = _project(tmp_path_factory.mktemp("uninterrupted"), embedded_model, blackbox.base_url)
+        run = _run(project, env)
+        output, _ = run.communicate(timeout=900)
+    assert run.returncode == 0, output[-3000:]
+    return _outcome(project)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("signum", "moment"), [
     (signal.SIGINT, "scoring"), (signal.SIGTERM, "generating"), (signal.SIGINT, "evaluating")])
 def test_a_stopped_run_ends_within_seconds_leaves_nothing_running_and_resumes_without_paying_again(
-        tmp_path, embedded_model, signum, moment):
-    answered: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    def answer(prompt: str) -> str:
-        time.sleep(LATENCY)
-        with lock:
-            answered[prompt] += 1
-        return "even" if len(last_input(prompt)) % 2 else "odd"
-
+        tmp_path, embedded_model, uninterrupted, signum, moment):
+    answer = Stub()
     with stub_server(answer) as blackbox:
         project, env = _project(tmp_path, embedded_model, blackbox.base_url)
         study_db = project / "outputs" / "optuna.db"
@@ -142,9 +166,9 @@ def test_a_stopped_run_ends_within_seconds_leaves_nothing_running_and_resumes_wi
             study = optuna.load_study(study_name=None, storage=f"sqlite:///{study_db}")
             assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))  # failed, asked again
 
-        paid = set(answered)
+        paid = set(answer.answered)
         again = _run(project, env)
         output, _ = again.communicate(timeout=900)
         assert again.returncode == 0, output[-3000:]
-        assert not [p for p in paid if answered[p] > 1]  # nothing answered before the stop was paid again
-        assert json.loads((project / "metrics/test.json").read_text())["best_instruction"]
+        assert not [p for p in paid if answer.answered[p] > 1]  # nothing answered before the stop was paid again
+    assert _outcome(project) == uninterrupted  # the same instructions, scores and best as a run not stopped

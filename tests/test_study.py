@@ -86,6 +86,15 @@ def test_workers_asking_at_once_never_pass_the_trial_cap():
     assert n_running(study) == 4 and len(study.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 2
 
 
+def test_workers_asking_at_once_never_run_more_trials_than_instructions_are_missing():
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    done, _ = ask(study, 2, 2)
+    for k, trial in enumerate(done):
+        tell(study, trial, Evaluation(f"v{k}", ("a",), (0.5,)))
+    assert len(reserve(study, 3, cap=100, goal=4)) == 2  # 2 of the 4 instructions are scored
+    assert reserve(study, 3, cap=100, goal=4) == [] and n_running(study) == 2
+
+
 def test_given_points_fix_the_first_trials_z_but_never_a_retrys():
     study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
     (lost,), (lost_z,) = ask(study, 1, 2)
@@ -135,3 +144,17 @@ def test_retries_the_finished_study_no_longer_needs_are_failed_not_left_waiting(
     fail_waiting(study)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE,
                                                optuna.trial.TrialState.FAIL]
+
+
+def test_a_trial_draws_as_if_no_retry_or_trial_failed_before_its_z_had_come_before_it():
+    from components.seeds import draw_number
+
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    (lost, kept), _ = ask(study, 2, 2)
+    fail_and_retry(study, lost)  # its retry (number 2) draws nothing
+    study.tell(kept, 1.0)
+    [unasked] = reserve(study, 1, cap=100)  # the retry
+    [empty] = reserve(study, 1, cap=100)
+    study.tell(empty, state=optuna.trial.TrialState.FAIL)  # failed before it had a z
+    [fresh] = reserve(study, 1, cap=100)
+    assert (unasked.user_attrs[RETRY_OF], draw_number(study, fresh.number)) == (lost.number, 2)
