@@ -38,7 +38,9 @@ class ResponseCache:
     """Responses in a database, keyed by endpoint, model, prompt and decoding parameters: a
     SQLite file (a ``Path``) or a database URL (e.g. ``postgresql+psycopg://...``) that several
     workers share. Each response is committed as soon as it arrives, so a killed run loses none
-    it paid for; the first answer stored for a key stays (insert-if-absent)."""
+    it paid for; the first answer stored for a key stays (insert-if-absent). With it goes a
+    ledger row naming who paid for the call (:meth:`paid`): what a killed worker spent is
+    counted even though it never reported it."""
 
     def __init__(self, where: Path | str) -> None:
         if isinstance(where, Path):
@@ -49,7 +51,7 @@ class ResponseCache:
         if sqlite:
             with self._engine.connect() as db:
                 db.exec_driver_sql("PRAGMA journal_mode=WAL")
-        create_racing(lambda: _RESPONSES.metadata.create_all(self._engine))  # (workers start together)
+        create_racing(lambda: _TABLES.create_all(self._engine))  # (workers start together)
         self._insert = (sqlite_insert if sqlite else postgresql_insert)(_RESPONSES).on_conflict_do_nothing()
 
     @staticmethod
@@ -61,16 +63,34 @@ class ResponseCache:
         with self._engine.connect() as db:
             return db.execute(sa.select(_RESPONSES.c.text).where(_RESPONSES.c.key == key)).scalar()
 
-    def put(self, key: str, text: str) -> None:
+    def put(self, key: str, text: str, payer: str = "", cost: CallStats | None = None) -> None:
+        """Store an answer; a ``payer`` also books the call's ``cost`` in the ledger."""
         with self._engine.begin() as db:
             db.execute(self._insert.values(key=key, text=text))
+            if payer:
+                cost = cost or CallStats(calls=1)
+                db.execute(_PAID.insert().values(payer=payer, prompt_tokens=cost.prompt_tokens,
+                                                 completion_tokens=cost.completion_tokens))
+
+    def paid(self, payer: str) -> CallStats:
+        """The calls booked to ``payer`` and their tokens."""
+        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_PAID.c.prompt_tokens), 0),
+                          sa.func.coalesce(sa.func.sum(_PAID.c.completion_tokens), 0)).where(_PAID.c.payer == payer)
+        with self._engine.connect() as db:
+            calls, prompt_tokens, completion_tokens = db.execute(query).one()
+        return CallStats(calls=calls, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
     def close(self) -> None:
         self._engine.dispose()
 
 
-_RESPONSES = sa.Table("responses", sa.MetaData(), sa.Column("key", sa.String(64), primary_key=True),
+_TABLES = sa.MetaData()
+_RESPONSES = sa.Table("responses", _TABLES, sa.Column("key", sa.String(64), primary_key=True),
                       sa.Column("text", sa.Text, nullable=False))
+_PAID = sa.Table("paid_calls", _TABLES, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                 sa.Column("payer", sa.String(256), nullable=False, index=True),
+                 sa.Column("prompt_tokens", sa.Integer, nullable=False),
+                 sa.Column("completion_tokens", sa.Integer, nullable=False))
 
 
 class BadResponse(Exception):
@@ -156,6 +176,7 @@ class BlackBox:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     shared_limit: Callable[[], Awaitable[object]] | None = None  # awaited before each request (all processes' limit)
     grace: float = 5.0
+    payer: str = ""  # books each answered call in the cache's ledger under this name (a study's)
     stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     _fetching: int = field(default=0, repr=False)  # batches of calls under way
     _idle: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -225,12 +246,12 @@ class BlackBox:
 
             async def one(key: str, prompt: str) -> str | None:
                 async with gate:
-                    text = await self._call(client, prompt, tally)
-                if text is not None:
-                    self.cache.put(key, text)
+                    answer = await self._call(client, prompt, tally)
+                if answer is not None:
+                    self.cache.put(key, answer[0], self.payer, answer[1])
                 if progress is not None:
                     progress(1)
-                return text
+                return None if answer is None else answer[0]
 
             calls = {key: asyncio.create_task(one(key, prompt)) for key, prompt in prompts.items()}
             await self._until_done_or_stopped(set(calls.values()))
@@ -246,7 +267,8 @@ class BlackBox:
                 call.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
 
-    async def _call(self, client: openai.AsyncOpenAI, prompt: str, tally: _Tally) -> str | None:
+    async def _call(self, client: openai.AsyncOpenAI, prompt: str, tally: _Tally) -> tuple[str, CallStats] | None:
+        """The answer and its cost (``None``: given up, or stopped)."""
         tokens = len(prompt) // CHARS_PER_TOKEN + self.max_tokens
         for attempt in range(self.max_retries + 1):
             if self.stopping.is_set():
@@ -255,10 +277,12 @@ class BlackBox:
             if self.shared_limit is not None:
                 await self.shared_limit()
             try:
-                return _answer(await client.chat.completions.create(
+                text, cost = _answer(await client.chat.completions.create(
                     model=self.model, messages=[{"role": "user", "content": prompt}],
                     temperature=TEMPERATURE, max_tokens=self.max_tokens,  # as in _params (typed here)
-                ), tally.stats)
+                ))
+                tally.stats = tally.stats + cost
+                return text, cost
             except openai.AuthenticationError as err:
                 raise BlackBoxError(f"{self.base_url}: the API key (OPENAI_API_KEY) was refused") from err
             except openai.NotFoundError as err:
@@ -276,14 +300,14 @@ class BlackBox:
         return None
 
 
-def _answer(response: ChatCompletion, stats: CallStats) -> str:
+def _answer(response: ChatCompletion) -> tuple[str, CallStats]:
+    """The answer's text and what it cost."""
     if not response.choices or response.choices[0].message.content is None:
         raise BadResponse("an answer without content")
-    stats.calls += 1
-    if response.usage is not None:
-        stats.prompt_tokens += response.usage.prompt_tokens
-        stats.completion_tokens += response.usage.completion_tokens
-    return response.choices[0].message.content.strip()
+    usage = response.usage
+    cost = CallStats(calls=1, prompt_tokens=usage.prompt_tokens if usage else 0,
+                     completion_tokens=usage.completion_tokens if usage else 0)
+    return response.choices[0].message.content.strip(), cost
 
 
 def _count_fault(err: Exception, tally: _Tally) -> float | None:

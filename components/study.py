@@ -4,9 +4,10 @@ each worker spent."""
 from __future__ import annotations
 
 import threading
+import uuid
 import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from components.tables import create_racing
 INSTRUCTION, OUTPUTS, SCORES = "instruction", "outputs", "scores"
 USAGE, SECONDS = "blackbox_usage/", "seconds/"  # + a worker's name: what each worker spent (its own key)
 STOPPED = "stopped_by_budget"  # a study attribute: a worker found the budget spent
+PAYER = "payer"  # a study attribute: the name its calls are booked under in the response store's ledger
+UNREPORTED = "unreported"  # the "worker" holding answered calls no worker reported (killed, or stopped mid-batch)
 
 
 # Heartbeats with ask-and-tell, on purpose (Optuna's own are for Study.optimize).
@@ -87,7 +90,8 @@ def heartbeats(study: optuna.Study) -> Iterator[Callable[[list[optuna.Trial]], N
 
     def keep_beating() -> None:
         while not stop.wait(interval):
-            beat()
+            with suppress(Exception):  # (the database away for a moment: the next beat tries again)
+                beat()
 
     thread = threading.Thread(target=keep_beating, daemon=True)
     thread.start()
@@ -132,6 +136,25 @@ def spent_by_all(study: optuna.Study, but: str | None = None) -> tuple[CallStats
             usage = usage + theirs
             seconds = {k: seconds.get(k, 0.0) + their_seconds.get(k, 0.0) for k in {*seconds, *their_seconds}}
     return usage, seconds
+
+
+def payer(study: optuna.Study) -> str:
+    """The name this study's calls are booked under: its own (a new study with the same settings,
+    and so the same name, books apart)."""
+    if PAYER not in study.user_attrs:
+        study.set_user_attr(PAYER, f"{study.study_name}/{uuid.uuid4().hex[:12]}")
+    return str(study.user_attrs[PAYER])
+
+
+def book_unreported(study: optuna.Study, paid: CallStats) -> None:
+    """Count as spent, under :data:`UNREPORTED`, the calls answered for this study (``paid``: the
+    response store's ledger) that no worker reported, so that the budget and the metrics hold
+    what the endpoint answered. Only while no worker is scoring (their batches are in the ledger
+    before they report them)."""
+    reported = spent_by_all(study, but=UNREPORTED)[0]
+    record_spending(study, UNREPORTED, CallStats(
+        calls=max(0, paid.calls - reported.calls), prompt_tokens=max(0, paid.prompt_tokens - reported.prompt_tokens),
+        completion_tokens=max(0, paid.completion_tokens - reported.completion_tokens)), {})
 
 
 def stop_for_budget(study: optuna.Study, stopped: bool = True) -> None:

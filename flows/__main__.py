@@ -30,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="instructzero", description="Find the best instruction for a black-box "
                                    "LLM (InstructZero) and operate it: run, evaluate, revalidate. (`python -m flows` "
                                    "is the same command.)", epilog=EPILOG)
+    main.add_argument("--debug", action="store_true",
+                      help="show the traceback of a failure the run explains in one message")
     sub = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, params: bool = True) -> argparse.ArgumentParser:
@@ -91,8 +93,11 @@ def list_tasks(location: Path | None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from flows.failures import DATABASE_ERRORS, database_failure, quiet_known_failures
+
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    quiet_known_failures(args.debug)
     try:
         return _dispatch(args, shlex.join(["instructzero", *argv]))
     except (ConfigError, TaskDataError) as err:
@@ -100,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BAD_INPUT
     except (BlackBoxError, BudgetError, WorkerError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return FAILED
+    except DATABASE_ERRORS as err:
+        print(f"error: {database_failure(err)}", file=sys.stderr)
         return FAILED
 
 

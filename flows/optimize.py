@@ -11,6 +11,7 @@ outputs as one process would.
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from tqdm import tqdm
 
+from components.blackbox import ResponseCache
 from components.budget import Budget
 from components.errors import BudgetError
 from components.generator import InstructionWriter
@@ -26,11 +28,13 @@ from components.params import Params
 from components.search import Search, search_rules, study_wants_more
 from components.study import (
     best_evaluations,
+    book_unreported,
     fail_waiting,
     known_evaluations,
     n_complete,
     n_running,
     open_study,
+    payer,
     snapshot_study,
     spent_by_all,
     stop_for_budget,
@@ -74,6 +78,7 @@ def optimize(workspace: Workspace = HERE) -> None:
         run_id=study.user_attrs.get(RUN_ID_ATTR),
     )
     study.set_user_attr(RUN_ID_ATTR, run_id)
+    payer(study)  # (named before any worker books a call)
     stop_for_budget(study, False)  # a raised budget continues the study
     calls_before = spent_by_all(study)[0].calls
     with failed_on_error(workspace.tracking_uri(), run_id), torch_threads(cpu_threads(params)):
@@ -130,10 +135,12 @@ def run_search(params: Params, study: optuna.Study, worker: str, workspace: Work
     known, goal = len(known_evaluations(study)), params.bo.n_instructions
     with (
         open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
-                      workspace.response_store(), workspace.server_log) as blackbox,
+                      workspace.response_store(), workspace.server_log, payer(study)) as blackbox,
         tqdm(total=goal, initial=min(known, goal), unit="instruction", desc=params.data.task, disable=None,
              leave=False) as bar,  # a bar on a terminal only
     ):
+        if worker == IN_PROCESS:  # (no other worker is scoring)
+            book_unreported(study, blackbox.cache.paid(payer(study)))
         logger.info("study %s: %d/%d instructions scored in %d trials; black box %s",
                     study.study_name, known, goal, n_complete(study), blackbox.model)
         writer = InstructionWriter(params.bo.sampler, model, tokenizer, prompt, projection, params.generator,
@@ -151,6 +158,8 @@ def finish(params: Params, study: optuna.Study, run_id: str, name: str, workspac
     worker took any more are failed."""
     logger = get_run_logger()
     fail_waiting(study)
+    with closing(ResponseCache(workspace.response_store())) as cache:
+        book_unreported(study, cache.paid(payer(study)))
     records = trial_records(study)
     top = best_evaluations(study)  # every distinct instruction, ranked: evaluate takes its eval.top_k
     if not top:

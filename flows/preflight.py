@@ -77,11 +77,14 @@ def database_problem(url: str, timeout: int = 5) -> str | None:
 
 def stage_main(stage: Callable[[], object]) -> None:
     """A dvc.yaml stage's command: bad input exits 2 with one message before the flow starts; a
-    run that fails for a reason the user can act on exits 1 with its message last; Ctrl-C or
-    SIGTERM stops it (:mod:`flows.shutdown`)."""
+    run that fails for a reason the user can act on exits 1 with its message last and no
+    traceback (``INSTRUCTZERO_DEBUG=1`` shows it); Ctrl-C or SIGTERM stops it
+    (:mod:`flows.shutdown`)."""
+    from flows.failures import DATABASE_ERRORS, database_failure, quiet_known_failures
     from flows.prefect_api import using_shared_api
     from flows.shutdown import STOPS, exit_code, stop_on_signals, stopped_message
 
+    quiet_known_failures(bool(os.environ.get("INSTRUCTZERO_DEBUG")))
     with stop_on_signals():
         try:
             preflight()
@@ -93,6 +96,9 @@ def stage_main(stage: Callable[[], object]) -> None:
                 stage()
         except (BlackBoxError, BudgetError, WorkerError) as err:
             print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+        except DATABASE_ERRORS as err:
+            print(f"error: {database_failure(err)}", file=sys.stderr)
             sys.exit(1)
         except STOPS as stop:
             print(stopped_message(stop, "dvc repro"), file=sys.stderr)

@@ -29,11 +29,13 @@ LOCAL_API_KEY = "local"  # the local server checks no key
 
 @contextmanager
 def open_blackbox(
-    params: BlackBoxParams, api_key: str | None, local_model: Path, cache: Path | str, log_path: Path
+    params: BlackBoxParams, api_key: str | None, local_model: Path, cache: Path | str, log_path: Path,
+    payer: str = "",
 ) -> Iterator[BlackBox]:
     """A BlackBox on ``params.base_url``, or on a local model server started for the duration;
-    its answers cached in ``cache`` (a SQLite file or a database URL). On the way out (a stop,
-    an error) its calls still in flight get their grace before the local server stops."""
+    its answers cached in ``cache`` (a SQLite file or a database URL), each call booked to
+    ``payer`` if one is named. On the way out (a stop, an error) its calls still in flight get
+    their grace before the local server stops."""
     store = ResponseCache(cache)
     try:
         if params.base_url is None:
@@ -47,7 +49,7 @@ def open_blackbox(
                 logger.info("local model server ready after %.0f s", time.monotonic() - start)
                 # The cache key names the model, not the port, so a restarted server hits it.
                 with _stopped(_blackbox(params, "http://127.0.0.1/local/v1", str(local_model), LOCAL_API_KEY, store,
-                                        base_url)) as blackbox:
+                                        base_url, payer)) as blackbox:
                     yield blackbox
         else:
             if not api_key:
@@ -56,7 +58,7 @@ def open_blackbox(
                     "variable OPENAI_API_KEY"
                 )
             with _stopped(_blackbox(params, params.base_url, params.model or "", api_key, store,
-                                    params.base_url)) as blackbox:
+                                    params.base_url, payer)) as blackbox:
                 yield blackbox
     finally:
         store.close()
@@ -72,7 +74,7 @@ def _stopped(blackbox: BlackBox) -> Iterator[BlackBox]:
 
 
 def _blackbox(
-    params: BlackBoxParams, cache_url: str, model: str, key: str, cache: ResponseCache, url: str
+    params: BlackBoxParams, cache_url: str, model: str, key: str, cache: ResponseCache, url: str, payer: str
 ) -> BlackBox:
     limiter = RateLimiter(params.requests_per_minute, params.tokens_per_minute)
     shared = None
@@ -88,7 +90,7 @@ def _blackbox(
     return BlackBox(
         base_url=url, cache_url=cache_url, model=model, api_key=key, cache=cache,
         concurrency=params.concurrency, max_tokens=params.max_tokens, timeout=params.timeout,
-        max_retries=params.max_retries, backoff=params.backoff, grace=params.grace, limiter=limiter,
+        max_retries=params.max_retries, backoff=params.backoff, grace=params.grace, payer=payer, limiter=limiter,
         shared_limit=shared,
     )
 

@@ -206,3 +206,16 @@ def test_a_stopped_black_box_starts_no_call_and_keeps_what_was_answered_within_i
         assert len(server.requests) == 4 and done.stats.calls == 2 and done.stats.failed == 0  # none started after
         again = _blackbox(server.base_url, ResponseCache(tmp_path / "c.db")).complete(prompts[:2])
         assert again.stats.cache_hits == 2  # kept for the re-run
+
+
+def test_each_answered_call_is_booked_to_its_payer_with_its_tokens(tmp_path):
+    prompts = [zero_shot_prompt("Shout.", w) for w in ("ab", "cd", "ef")]
+    with stub_server(_echo) as server:
+        cache = ResponseCache(tmp_path / "c.db")
+        done = _blackbox(server.base_url, cache, payer="study-a").complete(prompts)
+        _blackbox(server.base_url, cache, payer="study-a").complete(prompts)  # cached: nothing booked
+        _blackbox(server.base_url, cache).complete([zero_shot_prompt("Whisper.", "gh")])  # no payer
+    booked = cache.paid("study-a")
+    assert (booked.calls, booked.prompt_tokens, booked.completion_tokens) == (
+        3, done.stats.prompt_tokens, done.stats.completion_tokens) and booked.prompt_tokens > 0
+    assert cache.paid("study-b").calls == 0

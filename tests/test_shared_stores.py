@@ -91,3 +91,46 @@ def test_the_preflight_connects_to_the_database_and_names_what_is_wrong(postgres
     problem = database_problem(missing)
     assert problem is not None and DATABASE_URL in problem and "no_such_db" in problem
     assert "does not exist" in problem and SECRET not in problem
+
+
+def test_a_database_gone_mid_run_ends_it_with_one_message_and_no_traceback(tmp_path, embedded_model):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import psutil
+
+    from tests.conftest import ROOT
+    from tests.services import temporary_postgres
+
+    def slow(prompt: str) -> str:
+        time.sleep(0.3)
+        return "f"
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / embedded_model.name).symlink_to(embedded_model)
+    with temporary_postgres() as url, stub_server(slow) as server:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params(
+            blackbox={"base_url": server.base_url, "model": "stub", "concurrency": 2})))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+        env.update({DATABASE_URL: url, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": str(ROOT),
+                    "PREFECT_HOME": str(tmp_path / "prefect"),
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+        run = subprocess.Popen([sys.executable, "-m", "flows", "run"], cwd=tmp_path, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 600
+        while len(server.requests) < 3:  # scoring
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()[0][-3000:]
+            time.sleep(0.05)
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        [postmaster] = [p for p in psutil.process_iter(["name", "cmdline"])
+                        if p.info["name"] == "postgres" and str(port) in " ".join(p.info["cmdline"] or [])
+                        and "-p" in (p.info["cmdline"] or [])]
+        postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown: every client is cut off
+        output, _ = run.communicate(timeout=300)
+    assert run.returncode == 1, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert output.strip().splitlines()[-1].startswith("error: the database failed mid-run ("), output[-2000:]

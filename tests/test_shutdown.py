@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -115,60 +116,56 @@ def _outcome(project: Path) -> dict:
             "candidates": json.loads((project / "outputs/candidates.json").read_text())}
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, embedded_model) -> dict:
-    """The outcome of the same run, not stopped."""
-    with stub_server(Stub()) as blackbox:
-        project, env = _project(tmp_path_factory.mktemp("uninterrupted"), embedded_model, blackbox.base_url)
-        run = _run(project, env)
-        output, _ = run.communicate(timeout=900)
-    assert run.returncode == 0, output[-3000:]
-    return _outcome(project)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "moment"), [
-    (signal.SIGINT, "scoring"), (signal.SIGTERM, "generating"), (signal.SIGINT, "evaluating")])
-def test_a_stopped_run_ends_within_seconds_leaves_nothing_running_and_resumes_without_paying_again(
-        tmp_path, embedded_model, uninterrupted, signum, moment):
+def test_a_run_stopped_three_times_ends_within_seconds_each_time_and_resumes_to_the_uninterrupted_result(
+        tmp_path, embedded_model):
+    with stub_server(Stub()) as blackbox:  # the reference: the same run, not stopped
+        reference, env = _project(tmp_path / "uninterrupted", embedded_model, blackbox.base_url)
+        run = _run(reference, env)
+        output, _ = run.communicate(timeout=900)
+        assert run.returncode == 0, output[-3000:]
+    uninterrupted = _outcome(reference)
+
     answer = Stub()
     with stub_server(answer) as blackbox:
         project, env = _project(tmp_path, embedded_model, blackbox.base_url)
-        study_db = project / "outputs" / "optuna.db"
+        study_db, optimized = project / "outputs" / "optuna.db", project / "metrics" / "optimize.json"
 
-        def asked_a_trial() -> bool:  # the search has started (a trial asked, its pool generated now)
-            if not study_db.exists():
-                return False
+        def trials() -> int:
             try:
-                return bool(optuna.get_all_study_summaries(f"sqlite:///{study_db}")[0].n_trials)
-            except (IndexError, Exception):  # (the tables being created)
-                return False
+                return optuna.get_all_study_summaries(f"sqlite:///{study_db}")[0].n_trials
+            except Exception:  # (not created yet)
+                return 0
 
-        moments = {
-            "generating": lambda: asked_a_trial() and not blackbox.requests,
-            "scoring": lambda: len(blackbox.requests) >= 4,
-            "evaluating": lambda: (project / "metrics/optimize.json").exists()
-            and len(blackbox.requests) > json.loads(
-                (project / "metrics/optimize.json").read_text())["blackbox_calls"] + 2,
-        }
-        output, seconds, children = _stop(_run(project, env), signum, moments[moment])
-        code = 128 + signum
-        assert (code, "Traceback" in output) == (code, False), output[-3000:]
-        assert seconds < WITHIN, f"{seconds:.1f} s\n{output[-3000:]}"
-        assert output.strip().splitlines()[-1].startswith(
-            f"stopped by {'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'}: the answered black-box calls "
-            "are cached"), output[-2000:]
-        assert children and not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        mlflow = MlflowClient(f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
-        runs = [r for e in mlflow.search_experiments() for r in mlflow.search_runs([e.experiment_id])]
-        assert [r.info.status for r in runs] == ["KILLED"]
-        if moment != "evaluating":
+        def paid() -> int:
+            return sum(answer.answered.values())
+
+        moments = [  # (signal, moment, whether it has come: given the calls answered when the run started)
+            (signal.SIGTERM, "generating", lambda before: trials() > 0 and not blackbox.requests),
+            (signal.SIGINT, "scoring", lambda before: len(blackbox.requests) >= 4 + before),
+            (signal.SIGINT, "evaluating", lambda before: optimized.exists() and paid() > json.loads(
+                optimized.read_text())["blackbox_calls"] + 2),
+        ]
+        for signum, moment, come in moments:
+            before = len(blackbox.requests)
+            output, seconds, children = _stop(_run(project, env), signum, partial(come, before))
+            assert (moment, "Traceback" in output) == (moment, False), output[-3000:]
+            assert seconds < WITHIN, f"{moment}: {seconds:.1f} s\n{output[-3000:]}"
+            assert output.strip().splitlines()[-1].startswith(
+                f"stopped by {'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'}: the answered black-box calls "
+                "are cached"), output[-2000:]
+            assert children and not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            mlflow = MlflowClient(f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+            runs = [r for e in mlflow.search_experiments() for r in mlflow.search_runs([e.experiment_id])]
+            assert [r.info.status for r in runs] == ["KILLED"], moment
             study = optuna.load_study(study_name=None, storage=f"sqlite:///{study_db}")
-            assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))  # failed, asked again
+            assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,)), moment  # failed, asked again
 
-        paid = set(answer.answered)
-        again = _run(project, env)
-        output, _ = again.communicate(timeout=900)
-        assert again.returncode == 0, output[-3000:]
-        assert not [p for p in paid if answer.answered[p] > 1]  # nothing answered before the stop was paid again
-    assert _outcome(project) == uninterrupted  # the same instructions, scores and best as a run not stopped
+        finish = _run(project, env)
+        output, _ = finish.communicate(timeout=900)
+        assert finish.returncode == 0, output[-3000:]
+    assert max(answer.answered.values()) == 1  # no call answered before a stop was paid again
+    validation = {json.loads(line)["input"] for line in (project / "data/prepared/validation.jsonl").open()}
+    spent = json.loads(optimized.read_text())["blackbox_calls"]
+    assert spent == sum(n for p, n in answer.answered.items() if last_input(p) in validation)  # all it paid, counted
+    assert _outcome(project) == uninterrupted  # the same instructions, scores and best as the run not stopped

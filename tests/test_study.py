@@ -158,3 +158,14 @@ def test_a_trial_draws_as_if_no_retry_or_trial_failed_before_its_z_had_come_befo
     study.tell(empty, state=optuna.trial.TrialState.FAIL)  # failed before it had a z
     [fresh] = reserve(study, 1, cap=100)
     assert (unasked.user_attrs[RETRY_OF], draw_number(study, fresh.number)) == (lost.number, 2)
+
+
+def test_calls_answered_but_never_reported_are_booked_once_as_unreported():
+    from components.study import UNREPORTED, book_unreported
+
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    record_spending(study, "main", CallStats(calls=10, prompt_tokens=100), {})
+    book_unreported(study, CallStats(calls=14, prompt_tokens=150))  # a killed worker's last batch: 4 calls
+    book_unreported(study, CallStats(calls=14, prompt_tokens=150))  # (again: the same figure, not twice)
+    assert spent(study, UNREPORTED)[0] == CallStats(calls=4, prompt_tokens=50)
+    assert spent_by_all(study)[0].calls == 14

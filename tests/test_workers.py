@@ -118,6 +118,9 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
     assert len(complete) == 6  # exactly the requested trials, whoever scored them
+    # The calls the killed worker had answered but not reported are counted: all but those in flight.
+    spent = json.loads((project / "metrics/optimize.json").read_text())["blackbox_calls"]
+    assert len(blackbox.requests) - len(in_flight_at_kill) <= spent <= len(blackbox.requests), in_flight_at_kill
     # Workers starting together drew different z (every draw is seeded from the trial it serves).
     assert len({tuple(t.params.values()) for t in complete}) == 6
 
