@@ -6,6 +6,7 @@ launcher whose flow runs no worker takes."""
 from __future__ import annotations
 
 import collections
+import datetime
 import json
 import os
 import signal
@@ -163,3 +164,64 @@ def test_a_launcher_whose_flow_runs_no_worker_takes_cancels_them_and_says_what_t
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as prefect:
             runs = [r for r in prefect.read_flow_runs() if "-worker-" in r.name]
             assert len(runs) == 2 and all(r.state is not None and r.state.is_cancelled() for r in runs)
+
+
+def test_a_worker_flow_run_stopped_by_sigterm_ends_within_seconds_and_hands_its_trials_back(
+        tmp_path, postgres_url, embedded_model):
+    """What a worker does to cancel a flow run (SIGTERM to its process): it stops within seconds,
+    its trials are failed and asked again at once (not after the heartbeat grace), the other
+    worker finishes the study."""
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / embedded_model.name).symlink_to(embedded_model)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: new_database(postgres_url, "stopped_worker"),
+           "OPENAI_API_KEY": "sk-test", "PYTHONPATH": str(ROOT)}
+
+    def answer(prompt: str) -> str:
+        time.sleep(LATENCY)
+        return "f"
+
+    with stub_server(answer) as blackbox, background() as start:
+        (project / "params.yaml").write_text(yaml.safe_dump(small_params(
+            data={"n_validation": 6},
+            blackbox={"base_url": blackbox.base_url, "model": "stub", "concurrency": 2},
+            bo={"n_instructions": 6, "n_trials": 8, "batch_size": 1},
+            scale={"workers": 2, "work_pool": "iz-stopped", "heartbeat": 1, "grace": 60, "threads": 1})))
+        env = prefect_and_mlflow_servers(start, env, f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts")
+        _run("prefect", "work-pool", "create", "iz-stopped", "--type", "process", env=env)
+        for _ in range(2):
+            start("prefect", "worker", "start", "--pool", "iz-stopped", "--limit", "1", env=env, cwd=ROOT)
+        _run(sys.executable, "-m", "flows.prepare", env=env, cwd=project)
+        optimize = subprocess.Popen([sys.executable, "-m", "flows.optimize"], cwd=project, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline, victim = time.monotonic() + 400, None
+        while victim is None:  # a flow run's process with calls in flight
+            assert time.monotonic() < deadline and optimize.poll() is None, "no worker started scoring"
+            ports = {r["client_port"] for r in blackbox.requests[-2:]}
+            for conn in psutil.net_connections(kind="tcp"):
+                if conn.laddr and conn.laddr.port in ports and conn.pid:
+                    victim = psutil.Process(conn.pid)
+                    break
+            time.sleep(0.05)
+        run_id = victim.environ()["PREFECT__FLOW_RUN_ID"]
+        stopped_at, stopped_wall = time.monotonic(), datetime.datetime.now()
+        victim.send_signal(signal.SIGTERM)
+        victim.wait(timeout=30)
+        stopped_in = time.monotonic() - stopped_at
+        output, _ = optimize.communicate(timeout=600)
+        assert optimize.returncode == 0, output[-4000:]
+        assert stopped_in < 10, stopped_in
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as prefect:
+            state = prefect.read_flow_run(UUID(run_id)).state
+            assert state is not None and (state.is_crashed() or state.is_cancelled()), state
+        run_info = json.loads((project / "outputs/run.json").read_text())
+
+    study = optuna.load_study(study_name=run_info["study"], storage=env[DATABASE_URL])
+    handed_back = [t for t in study.get_trials(states=(optuna.trial.TrialState.FAIL,)) if t.params
+                   and t.datetime_complete and (t.datetime_complete - stopped_wall).total_seconds() < 15]
+    retried = {t.user_attrs[RETRY_OF] for t in study.trials if RETRY_OF in t.user_attrs}
+    assert handed_back and {t.number for t in handed_back} <= retried  # at once, not stale after scale.grace
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))  # the other worker finished the study
+    assert len({t.user_attrs["instruction"] for t in complete if "instruction" in t.user_attrs}) == 6 \
+        or len(complete) == 8
