@@ -45,13 +45,19 @@ def _run(*cmd: str, env: dict[str, str], cwd: Path = ROOT) -> None:
     assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
-def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgres_url, embedded_model):
-    study_db, mlflow_db = new_database(postgres_url, "workers_study"), new_database(postgres_url, "workers_mlflow")
+def _project(tmp_path: Path, embedded_model: Path, database: str, **extra: str) -> tuple[Path, dict[str, str]]:
+    """A project folder with the embedded model, and the environment its commands run in."""
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)
     (project / "models" / embedded_model.name).symlink_to(embedded_model)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: study_db, "OPENAI_API_KEY": "sk-test"}
+           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: database, "OPENAI_API_KEY": "sk-test", **extra}
+    return project, env
+
+
+def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgres_url, embedded_model):
+    study_db, mlflow_db = new_database(postgres_url, "workers_study"), new_database(postgres_url, "workers_mlflow")
+    project, env = _project(tmp_path, embedded_model, study_db)
     in_flight: set[str] = set()
     answered: collections.Counter[str] = collections.Counter()
     answered_at: dict[str, float] = {}  # prompt -> when its answer left the stub
@@ -144,12 +150,7 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
 
 def test_a_launcher_whose_flow_runs_no_worker_takes_cancels_them_and_says_what_to_do(tmp_path, postgres_url,
                                                                                       embedded_model):
-    project = tmp_path / "project"
-    (project / "models").mkdir(parents=True)
-    (project / "models" / embedded_model.name).symlink_to(embedded_model)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: new_database(postgres_url, "unclaimed"),
-           "OPENAI_API_KEY": "sk-test"}
+    project, env = _project(tmp_path, embedded_model, new_database(postgres_url, "unclaimed"))
     with background() as start:
         (project / "params.yaml").write_text(yaml.safe_dump(small_params(
             blackbox={"base_url": "http://127.0.0.1:9/v1", "model": "stub"},
@@ -171,12 +172,8 @@ def test_a_worker_flow_run_stopped_by_sigterm_ends_within_seconds_and_hands_its_
     """What a worker does to cancel a flow run (SIGTERM to its process): it stops within seconds,
     its trials are failed and asked again at once (not after the heartbeat grace), the other
     worker finishes the study."""
-    project = tmp_path / "project"
-    (project / "models").mkdir(parents=True)
-    (project / "models" / embedded_model.name).symlink_to(embedded_model)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: new_database(postgres_url, "stopped_worker"),
-           "OPENAI_API_KEY": "sk-test", "PYTHONPATH": str(ROOT)}
+    project, env = _project(tmp_path, embedded_model, new_database(postgres_url, "stopped_worker"),
+                            PYTHONPATH=str(ROOT))
 
     def answer(prompt: str) -> str:
         time.sleep(LATENCY)
