@@ -28,8 +28,10 @@ run: install
 	$(PY) -m flows.prefect_api dvc repro
 	@$(PY) -m flows.report
 
+# Two test processes on the two cores, one torch thread each (more would spin against each other);
+# tests/conftest.py hands out the longest tests first so the two end together.
 test: install postgres
-	$(PY) -m pytest
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist load --maxschedchunk 1
 
 # The unit tests only (no model server, Prefect, MLflow, DVC or PostgreSQL): for fast work.
 test-fast: install

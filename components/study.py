@@ -23,6 +23,7 @@ USAGE, SECONDS = "blackbox_usage/", "seconds/"  # + a worker's name: what each w
 STOPPED = "stopped_by_budget"  # a study attribute: a worker found the budget spent
 PAYER = "payer"  # a study attribute: the name its calls are booked under in the response store's ledger
 UNREPORTED = "unreported"  # the "worker" holding answered calls no worker reported (killed, or stopped mid-batch)
+FIXED = "fixed_params"  # Optuna's system attribute: the z an enqueued trial is asked with
 
 
 # Heartbeats with ask-and-tell, on purpose (Optuna's own are for Study.optimize).
@@ -63,8 +64,7 @@ def abandon(study: optuna.Study, numbers: Collection[int] | None = None) -> None
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if numbers is None or trial.number in numbers:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            if trial.params:
-                _retry(study, trial)
+            _retry(study, trial)
 
 
 @contextmanager
@@ -103,8 +103,11 @@ def heartbeats(study: optuna.Study) -> Iterator[Callable[[list[optuna.Trial]], N
 
 
 def _retry(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
-    """Ask a dead trial's z again, once per trial it descends from."""
-    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.user_attrs.get(RETRY_OF, trial.number)})
+    """Ask a dead trial's z again (suggested, or fixed when it was asked: a retry that died
+    before its z was suggested), once per trial it descends from; a trial with no z is not."""
+    fixed = trial.system_attrs.get(FIXED) if isinstance(trial, optuna.trial.FrozenTrial) else None
+    if z := trial.params or fixed:
+        study.enqueue_trial(z, user_attrs={RETRY_OF: trial.user_attrs.get(RETRY_OF, trial.number)})
 
 
 def snapshot_study(storage: str, name: str, path: Path) -> None:
@@ -180,17 +183,34 @@ def reserve(study: optuna.Study, n: int, cap: int, goal: int | None = None) -> l
     that fit, counted in trial order on one snapshot of the study, so that workers asking at the
     same moment never overshoot: at most ``cap`` complete-or-running trials, and at most one
     running trial per instruction still missing from ``goal`` scored ones. The others are failed
-    (not retried)."""
-    trials = [study.ask() for _ in range(n)]
-    snapshot = study.get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING))
-    allowed = set(sorted(t.number for t in snapshot)[:cap])
-    if goal is not None:
-        complete = [t for t in snapshot if t.state == optuna.trial.TrialState.COMPLETE]
-        missing = goal - len({t.user_attrs[INSTRUCTION] for t in complete if INSTRUCTION in t.user_attrs})
-        allowed &= set(sorted(t.number for t in snapshot if t.state == optuna.trial.TrialState.RUNNING)[:missing])
-    fail(study, [t for t in trials if t.number not in allowed])
+    (not retried). Stopped on the way, it fails every trial it opened (a retry's z is asked again)."""
+    opened: list[int] = []
+    try:
+        trials = [_ask(study, opened) for _ in range(n)]
+        snapshot = study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING))
+        allowed = set(sorted(t.number for t in snapshot)[:cap])
+        if goal is not None:
+            complete = [t for t in snapshot if t.state == optuna.trial.TrialState.COMPLETE]
+            missing = goal - len({t.user_attrs[INSTRUCTION] for t in complete if INSTRUCTION in t.user_attrs})
+            allowed &= set(sorted(t.number for t in snapshot if t.state == optuna.trial.TrialState.RUNNING)[:missing])
+        fail(study, [t for t in trials if t.number not in allowed])
+    except BaseException:
+        with suppress(Exception):
+            abandon(study, {study._storage.get_trial_number_from_id(trial_id) for trial_id in opened})
+        raise
     return [t for t in trials if t.number in allowed]
+
+
+def _ask(study: optuna.Study, opened: list[int]) -> optuna.Trial:
+    """``study.ask()``, with the new trial's id put in ``opened`` before the sampler runs (its GP
+    fit takes seconds: a stop meanwhile must know the trial it leaves behind)."""
+    study._thread_local.cached_all_trials = None  # (what ask does: samplers read the study anew)
+    trial_id = study._pop_waiting_trial_id()
+    if trial_id is None:
+        trial_id = study._storage.create_new_trial(study._study_id)
+    opened.append(trial_id)
+    return optuna.Trial(study, trial_id)
 
 
 def z_name(i: int) -> str:
@@ -211,7 +231,7 @@ def suggest(study: optuna.Study, trials: list[optuna.Trial], dim: int, points: S
 def _fix(study: optuna.Study, trial: optuna.Trial, point: list[float]) -> optuna.Trial:
     """``trial`` with ``point`` as its z: Optuna's enqueued-trial attribute, read when a Trial opens."""
     study._storage.set_trial_system_attr(  # (Study.enqueue_trial's attribute, on a trial already asked)
-        trial._trial_id, "fixed_params", {z_name(i): x for i, x in enumerate(point)})
+        trial._trial_id, FIXED, {z_name(i): x for i, x in enumerate(point)})
     return optuna.Trial(study, trial._trial_id)
 
 

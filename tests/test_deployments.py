@@ -1,4 +1,4 @@
-"""prefect.yaml's deployments on a real Prefect server, with a real process worker."""
+"""prefect.yaml's deployments on the session's Prefect server, with a real process worker."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from components.metrics import score
 from components.params import DataParams
 from flows.deployments import deployments
 from tasks.tracking import register_instruction
-from tests.conftest import ROOT, free_port, wait_for
+from tests.conftest import ROOT
 from tests.openai_stub import stub_server
 from tests.services import background
 
@@ -39,18 +39,16 @@ def _run(*cmd: str, env: dict[str, str], timeout: float = 600) -> str:
     return done.stdout
 
 
-def test_revalidation_deployment_runs_on_a_real_server(tmp_path):
-    port, tracking = free_port(), f"sqlite:///{tmp_path}/mlflow.db"
+def test_revalidation_deployment_runs_on_a_real_server(tmp_path, servers):
+    tracking = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+           "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": servers["PREFECT_API_URL"],
            "MLFLOW_TRACKING_URI": tracking, "OPENAI_API_KEY": "sk-test", "COLUMNS": "250"}
     data = DataParams(source="builtin", task="parity", n_validation=5, n_test=6)
     register_instruction.fn(tracking, "parity", ZERO_SHOT.format(instruction="Say even.", input="{{input}}"), 0.5,
                             {"instruction": "Say even.", "metric": "contains", "data": data.model_dump_json(),
                              "data_version": "x", "blackbox_model": "stub"})
     with background() as start:
-        start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env, cwd=tmp_path)
-        wait_for(f"http://127.0.0.1:{port}/api/health")
         _run("prefect", "work-pool", "create", "instructzero", "--type", "process", env=env)
         registered = _run(sys.executable, "-m", "flows", "deploy", env=env)
         assert "registered revalidate-prompts/revalidate-weekly" in registered

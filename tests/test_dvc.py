@@ -1,18 +1,22 @@
-"""`dvc repro` / `dvc exp` / `dvc plots` in a temporary git clone of this repository."""
+"""`dvc repro` / `dvc exp` / `dvc plots` in a temporary git clone of this repository, reporting to
+the session's Prefect server, with a stub black box (the local model server's path is
+tests/test_pipeline.py's)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from flows.prefect_api import shared_api
 from tests.conftest import ROOT, small_params
+from tests.openai_stub import last_input, stub_server
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +30,34 @@ def _run(*cmd: str, cwd: Path) -> str:
     return done.stdout
 
 
-def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_path, embedded_model):
+def _link(source: str, target: str) -> None:
+    """A hard link (a copy across file systems)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@pytest.fixture
+def blackbox(monkeypatch) -> Iterator[str]:
+    """A stub black box's base URL (answers: the input's first letter)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with stub_server(lambda prompt: last_input(prompt)[0]) as server:
+        yield server.base_url
+
+
+def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_path, embedded_model, prefect_api,
+                                                                            blackbox):
     clone = tmp_path / "repo"
     _run("git", "clone", "--quiet", str(ROOT), str(clone), cwd=tmp_path)
-    (clone / "params.yaml").write_text(yaml.safe_dump(small_params(eval={"top_k": 2}), sort_keys=False))
+    shutil.copytree(embedded_model, clone / "models" / embedded_model.name, copy_function=_link)  # not converted again
+    params = small_params(eval={"top_k": 2}, blackbox={"base_url": blackbox, "model": "stub"})
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run("git", "commit", "--quiet", "-am", "small params", cwd=clone)
 
     first = _run(sys.executable, "-m", "flows.prefect_api", "dvc", "repro", cwd=clone)  # as `make run` does
-    assert all(f"Running stage '{s}'" in first for s in ("model", "prepare", "optimize", "evaluate"))
+    assert all(f"Running stage '{s}'" in first for s in ("prepare", "optimize", "evaluate"))
+    assert "Stage 'model' didn't change, skipping" in first  # the converted model is the one dvc.lock records
     assert 1 <= len(json.loads((clone / "metrics/test.json").read_text())["top"]) <= 2
 
     params = yaml.safe_load((clone / "params.yaml").read_text())
@@ -62,7 +86,7 @@ def test_repro_reruns_only_what_changed_and_experiments_compare_optimizers(tmp_p
     assert [p["trial"] for p in points] == [1, 2, 3, 4] and all("best_val_score" in p for p in points)
 
 
-def test_a_changed_task_file_reruns_prepare_and_an_unchanged_one_does_not(tmp_path, monkeypatch):
+def test_a_changed_task_file_reruns_prepare_and_an_unchanged_one_does_not(tmp_path, prefect_api):
     clone = tmp_path / "repo"
     _run("git", "clone", "--quiet", str(ROOT), str(clone), cwd=tmp_path)
     rows = "".join(json.dumps({"input": f"word{i}", "output": f"w{i}"}) + "\n" for i in range(40))
@@ -76,14 +100,12 @@ def test_a_changed_task_file_reruns_prepare_and_an_unchanged_one_does_not(tmp_pa
         return "".join((clone / "data/prepared" / f"{name}.jsonl").read_text()
                        for name in ("exemplars", "validation", "test"))
 
-    with shared_api() as url:  # one Prefect server for the three repros
-        monkeypatch.setenv("PREFECT_API_URL", url)
-        out = _run("dvc", "repro", "prepare", cwd=clone)
-        assert "Running stage 'prepare'" in out and "git add" not in out  # core.autostage: no advice to add files
-        first, lock = splits(), (clone / "dvc.lock").read_text()
-        with (clone / "task.jsonl").open("a") as f:
-            f.write(json.dumps({"input": "word40", "output": "w40"}) + "\n")
-        assert "Running stage 'prepare'" in _run("dvc", "repro", "prepare", cwd=clone)
-        assert splits() != first and json.loads((clone / "data/source.json").read_text())["pool"] == 41
-        assert (clone / "dvc.lock").read_text() != lock  # the data's hash is recorded
-        assert "Stage 'prepare' didn't change, skipping" in _run("dvc", "repro", "prepare", cwd=clone)
+    out = _run("dvc", "repro", "prepare", cwd=clone)
+    assert "Running stage 'prepare'" in out and "git add" not in out  # core.autostage: no advice to add files
+    first, lock = splits(), (clone / "dvc.lock").read_text()
+    with (clone / "task.jsonl").open("a") as f:
+        f.write(json.dumps({"input": "word40", "output": "w40"}) + "\n")
+    assert "Running stage 'prepare'" in _run("dvc", "repro", "prepare", cwd=clone)
+    assert splits() != first and json.loads((clone / "data/source.json").read_text())["pool"] == 41
+    assert (clone / "dvc.lock").read_text() != lock  # the data's hash is recorded
+    assert "Stage 'prepare' didn't change, skipping" in _run("dvc", "repro", "prepare", cwd=clone)

@@ -36,7 +36,7 @@ def _pipeline(directory: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -
     return result, MlflowClient(HERE.tracking_uri()).get_run(result["mlflow_run_id"]).data.metrics
 
 
-def test_faults_are_absorbed_with_the_clean_runs_result(workdir, prefect_harness, monkeypatch):
+def test_faults_are_absorbed_with_the_clean_runs_result(workdir, prefect_api, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     (workdir / "clean" / "models").mkdir(parents=True)
     (workdir / "faulty" / "models").mkdir(parents=True)
@@ -58,7 +58,7 @@ def test_faults_are_absorbed_with_the_clean_runs_result(workdir, prefect_harness
     assert trials == json.loads((workdir / "clean" / "outputs/trials.json").read_text())
 
 
-def test_failed_calls_fail_their_trial_which_is_asked_again(workdir, prefect_harness, monkeypatch):
+def test_failed_calls_fail_their_trial_which_is_asked_again(workdir, prefect_api, monkeypatch):
     import optuna
 
     from components.errors import BlackBoxError

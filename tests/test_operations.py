@@ -30,7 +30,7 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
-def test_cli_runs_in_a_workspace_and_revalidate_flags_a_drop(workdir, prefect_harness, monkeypatch, capsys):
+def test_cli_runs_in_a_workspace_and_revalidate_flags_a_drop(workdir, prefect_api, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     registry = MlflowClient(HERE.tracking_uri(), registry_uri=HERE.tracking_uri())
     with stub_server(_answer) as server:

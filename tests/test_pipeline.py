@@ -31,7 +31,7 @@ def _cached_responses() -> int:
         return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
 
-def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
+def test_pipeline_end_to_end_and_resume(workdir, prefect_api):
     prepare()
     assert [len((workdir / "data/prepared" / f"{s}.jsonl").read_text().splitlines())
             for s in ("exemplars", "validation", "test")] == [5, 5, 6]
@@ -86,7 +86,7 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_harness):
     assert _cached_responses() - before == opt["blackbox_calls_this_run"] == 5 * len(new_distinct - distinct)
 
 
-def test_budget_stops_cleanly_and_the_best_so_far_is_tested(workdir, prefect_harness, monkeypatch):
+def test_budget_stops_cleanly_and_the_best_so_far_is_tested(workdir, prefect_api, monkeypatch):
     from tests.openai_stub import last_input, stub_server
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -104,7 +104,7 @@ def test_budget_stops_cleanly_and_the_best_so_far_is_tested(workdir, prefect_har
     assert result["best_instruction"] == json.loads((workdir / "outputs/candidates.json").read_text())[0]["instruction"]
 
 
-def test_the_budget_is_distinct_instructions_and_repeats_cost_no_call(workdir, prefect_harness, monkeypatch):
+def test_the_budget_is_distinct_instructions_and_repeats_cost_no_call(workdir, prefect_api, monkeypatch):
     import torch
 
     from tests.openai_stub import stub_server
@@ -124,7 +124,7 @@ def test_the_budget_is_distinct_instructions_and_repeats_cost_no_call(workdir, p
     assert opt["blackbox_calls"] == len(server.requests) == 3 * 5 and opt["n_trials"] == len(trials) >= 3
 
 
-def test_a_z_that_writes_no_instruction_costs_no_call_and_is_no_candidate(workdir, prefect_harness, monkeypatch):
+def test_a_z_that_writes_no_instruction_costs_no_call_and_is_no_candidate(workdir, prefect_api, monkeypatch):
     from tasks.search import PipelineOperations
     from tests.openai_stub import stub_server
 
@@ -150,7 +150,7 @@ def test_a_z_that_writes_no_instruction_costs_no_call_and_is_no_candidate(workdi
     assert len(candidates) == 3 and all(c["instruction"] for c in candidates)
 
 
-def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_model, prefect_harness, monkeypatch):
+def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_model, prefect_api, monkeypatch):
     """No step changes the working directory: two whole runs in two threads at once, each in its
     own workspace, write only there (and the current directory stays empty)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -187,7 +187,7 @@ def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_m
 
 
 def test_a_pool_pays_first_for_new_instructions_that_name_an_answer_as_their_own_z_writes_them(
-        workdir, prefect_harness, monkeypatch):
+        workdir, prefect_api, monkeypatch):
     from components.generator import load_generator, write_instructions
     from components.pool import answer_labels, names_an_answer
     from components.projection import Projection

@@ -53,7 +53,7 @@ def test_workers_starting_together_on_a_new_database_all_open_the_cache_and_the_
 
 
 def test_a_run_keeps_its_study_and_answers_in_the_database_and_never_its_password(
-        workdir, prefect_harness, postgres_url, monkeypatch, capfd):
+        workdir, prefect_api, postgres_url, monkeypatch, capfd):
     url = postgres_url.replace("postgres@", f"postgres:{SECRET}@")  # trust auth: any password connects
     monkeypatch.setenv(DATABASE_URL, url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -93,7 +93,7 @@ def test_the_preflight_connects_to_the_database_and_names_what_is_wrong(postgres
     assert "does not exist" in problem and SECRET not in problem
 
 
-def test_a_database_gone_mid_run_ends_it_with_one_message_and_no_traceback(tmp_path, embedded_model):
+def test_a_database_gone_mid_run_ends_it_with_one_message_and_no_traceback(tmp_path, embedded_model, servers):
     import os
     import signal
     import subprocess
@@ -117,6 +117,7 @@ def test_a_database_gone_mid_run_ends_it_with_one_message_and_no_traceback(tmp_p
             blackbox={"base_url": server.base_url, "model": "stub", "concurrency": 2})))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
         env.update({DATABASE_URL: url, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": str(ROOT),
+                    "PREFECT_API_URL": servers["PREFECT_API_URL"],
                     "PREFECT_HOME": str(tmp_path / "prefect"),
                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
         run = subprocess.Popen([sys.executable, "-m", "flows", "run"], cwd=tmp_path, env=env, text=True,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
 from components.blackbox import CallStats, Evaluation
 from components.study import (
     RETRY_OF,
+    abandon,
     close_unwritten,
     fail_and_retry,
     known_evaluations,
@@ -84,6 +86,26 @@ def test_workers_asking_at_once_never_pass_the_trial_cap():
     second = reserve(study, 3, cap=4)
     assert len(first) == 3 and len(second) == 1
     assert n_running(study) == 4 and len(study.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 2
+
+
+def test_a_stop_while_trials_are_asked_fails_each_one_opened_and_asks_a_retrys_z_again():
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    dead = study.ask()
+    z = dead.suggest_float("z00", -1.0, 1.0)
+    abandon(study)  # trial 0 died: its z is enqueued (trial 1)
+
+    class StoppedWhileOpening(optuna.samplers.RandomSampler):
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if trial.number == 2:  # Ctrl-C comes while the trial after the retry opens
+                raise KeyboardInterrupt
+
+    study.sampler = StoppedWhileOpening()
+    with pytest.raises(KeyboardInterrupt):
+        reserve(study, 3, cap=100)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.FAIL] * 3 + [optuna.trial.TrialState.WAITING]  # none left running
+    assert study.trials[3].system_attrs["fixed_params"] == {"z00": z}
+    assert study.trials[3].user_attrs[RETRY_OF] == 0
 
 
 def test_workers_asking_at_once_never_run_more_trials_than_instructions_are_missing():

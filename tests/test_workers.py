@@ -1,7 +1,7 @@
 """One optimisation fanned out to three flow runs on a real process work pool: one study on
-PostgreSQL, an MLflow tracking server (PostgreSQL backend), a black box with fixed latency, and
-one worker killed (SIGKILL, with its flow-run process) while its instruction is half-scored; and a
-launcher whose flow runs no worker takes."""
+PostgreSQL, the session's Prefect server and MLflow tracking server (PostgreSQL backend), a black
+box with fixed latency, and one worker killed (SIGKILL, with its flow-run process) while its
+instruction is half-scored; and a launcher whose flow runs no worker takes."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from components.study import RETRY_OF
 from flows.settings import DATABASE_URL
 from tests.conftest import ROOT, small_params
 from tests.openai_stub import stub_server
-from tests.services import background, new_database, prefect_and_mlflow_servers
+from tests.services import background, new_database
 
 pytestmark = pytest.mark.slow
 LATENCY = 0.8  # seconds per black-box call
@@ -45,19 +45,22 @@ def _run(*cmd: str, env: dict[str, str], cwd: Path = ROOT) -> None:
     assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
-def _project(tmp_path: Path, embedded_model: Path, database: str, **extra: str) -> tuple[Path, dict[str, str]]:
-    """A project folder with the embedded model, and the environment its commands run in."""
+def _project(tmp_path: Path, embedded_model: Path, servers: dict[str, str], database: str,
+             **extra: str) -> tuple[Path, dict[str, str]]:
+    """A project folder with the embedded model, and the environment its commands run in (the
+    session's Prefect and MLflow servers)."""
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)
     (project / "models" / embedded_model.name).symlink_to(embedded_model)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: database, "OPENAI_API_KEY": "sk-test", **extra}
+           "PREFECT_HOME": str(tmp_path / "prefect"), DATABASE_URL: database, "OPENAI_API_KEY": "sk-test",
+           **servers, **extra}
     return project, env
 
 
-def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgres_url, embedded_model):
-    study_db, mlflow_db = new_database(postgres_url, "workers_study"), new_database(postgres_url, "workers_mlflow")
-    project, env = _project(tmp_path, embedded_model, study_db)
+def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgres_url, servers, embedded_model):
+    study_db = new_database(postgres_url, "workers_study")
+    project, env = _project(tmp_path, embedded_model, servers, study_db)
     in_flight: set[str] = set()
     answered: collections.Counter[str] = collections.Counter()
     answered_at: dict[str, float] = {}  # prompt -> when its answer left the stub
@@ -79,7 +82,6 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
             blackbox={"base_url": blackbox.base_url, "model": "stub", "concurrency": 2},
             bo={"n_instructions": 6, "n_trials": 6, "batch_size": 1},
             scale={"workers": 3, "work_pool": POOL, "heartbeat": 1, "grace": 8, "threads": 1})))
-        env = prefect_and_mlflow_servers(start, env, mlflow_db, tmp_path / "artifacts")
         _run("prefect", "work-pool", "create", POOL, "--type", "process", env=env)
         for _ in range(3):
             start("prefect", "worker", "start", "--pool", POOL, "--limit", "1", env=env, cwd=ROOT)
@@ -116,7 +118,7 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
                 get_client(sync_client=True) as prefect:  # the launcher cancelled what no worker would end
             assert prefect.read_flow_run(UUID(run_id)).state.is_cancelled()  # type: ignore[union-attr]
             assert f"{prefect.read_flow_run(UUID(run_id)).name}: Cancelled" in output
-            others = [r for r in prefect.read_flow_runs() if "-worker-" in r.name and str(r.id) != run_id]
+            others = [r for r in prefect.read_flow_runs() if r.work_pool_name == POOL and str(r.id) != run_id]
             assert [r.state_name for r in others] == ["Completed"] * 2  # (none lost a race to create tables)
         run_info = json.loads((project / "outputs/run.json").read_text())
         history = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(run_info["mlflow_run_id"], "val_score")
@@ -149,30 +151,28 @@ def test_three_workers_share_one_study_and_absorb_a_killed_one(tmp_path, postgre
 
 
 def test_a_launcher_whose_flow_runs_no_worker_takes_cancels_them_and_says_what_to_do(tmp_path, postgres_url,
-                                                                                      embedded_model):
-    project, env = _project(tmp_path, embedded_model, new_database(postgres_url, "unclaimed"))
-    with background() as start:
-        (project / "params.yaml").write_text(yaml.safe_dump(small_params(
-            blackbox={"base_url": "http://127.0.0.1:9/v1", "model": "stub"},
-            scale={"workers": 2, "work_pool": "iz-nobody", "claim_timeout": 5})))
-        env = prefect_and_mlflow_servers(start, env, f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts")
-        _run(sys.executable, "-m", "flows.prepare", env=env, cwd=project)
-        began = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "flows.optimize"], cwd=project, env=env, capture_output=True,
-                              text=True, timeout=300, check=False)
-        assert done.returncode == 1 and time.monotonic() - began < 120, done.stdout[-3000:] + done.stderr[-3000:]
-        assert "no worker took a flow run in 5 s: start one on the work pool" in done.stderr.splitlines()[-1]
-        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as prefect:
-            runs = [r for r in prefect.read_flow_runs() if "-worker-" in r.name]
-            assert len(runs) == 2 and all(r.state is not None and r.state.is_cancelled() for r in runs)
+                                                                                      servers, embedded_model):
+    project, env = _project(tmp_path, embedded_model, servers, new_database(postgres_url, "unclaimed"))
+    (project / "params.yaml").write_text(yaml.safe_dump(small_params(
+        blackbox={"base_url": "http://127.0.0.1:9/v1", "model": "stub"},
+        scale={"workers": 2, "work_pool": "iz-nobody", "claim_timeout": 5})))
+    _run(sys.executable, "-m", "flows.prepare", env=env, cwd=project)
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "flows.optimize"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 1 and time.monotonic() - began < 120, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "no worker took a flow run in 5 s: start one on the work pool" in done.stderr.splitlines()[-1]
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as prefect:
+        runs = [r for r in prefect.read_flow_runs() if r.work_pool_name == "iz-nobody"]
+        assert len(runs) == 2 and all(r.state is not None and r.state.is_cancelled() for r in runs)
 
 
 def test_a_worker_flow_run_stopped_by_sigterm_ends_within_seconds_and_hands_its_trials_back(
-        tmp_path, postgres_url, embedded_model):
+        tmp_path, postgres_url, servers, embedded_model):
     """What a worker does to cancel a flow run (SIGTERM to its process): it stops within seconds,
     its trials are failed and asked again at once (not after the heartbeat grace), the other
     worker finishes the study."""
-    project, env = _project(tmp_path, embedded_model, new_database(postgres_url, "stopped_worker"),
+    project, env = _project(tmp_path, embedded_model, servers, new_database(postgres_url, "stopped_worker"),
                             PYTHONPATH=str(ROOT))
 
     def answer(prompt: str) -> str:
@@ -185,7 +185,6 @@ def test_a_worker_flow_run_stopped_by_sigterm_ends_within_seconds_and_hands_its_
             blackbox={"base_url": blackbox.base_url, "model": "stub", "concurrency": 2},
             bo={"n_instructions": 6, "n_trials": 8, "batch_size": 1},
             scale={"workers": 2, "work_pool": "iz-stopped", "heartbeat": 1, "grace": 60, "threads": 1})))
-        env = prefect_and_mlflow_servers(start, env, f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts")
         _run("prefect", "work-pool", "create", "iz-stopped", "--type", "process", env=env)
         for _ in range(2):
             start("prefect", "worker", "start", "--pool", "iz-stopped", "--limit", "1", env=env, cwd=ROOT)
