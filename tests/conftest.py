@@ -74,12 +74,13 @@ def servers(tmp_path_factory, postgres_url) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def prefect_api(servers, monkeypatch) -> Iterator[str]:
-    """The session's Prefect server for this process's flows and every process it starts."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """The session's Prefect server for this process's flows (in every thread, as when a user sets
+    PREFECT_API_URL before starting Python) and every process it starts."""
+    import prefect.context
 
     monkeypatch.setenv("PREFECT_API_URL", servers["PREFECT_API_URL"])
-    with temporary_settings({PREFECT_API_URL: servers["PREFECT_API_URL"]}):
-        yield servers["PREFECT_API_URL"]
+    monkeypatch.setattr(prefect.context, "GLOBAL_SETTINGS_CONTEXT", prefect.context.root_settings_context())
+    yield servers["PREFECT_API_URL"]
 
 
 def small_params(**overrides: dict) -> dict:

@@ -155,6 +155,8 @@ def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_m
     own workspace, write only there (and the current directory stays empty)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from prefect import get_client
+
     from flows.settings import Workspace
     from tests.openai_stub import last_input, stub_server
 
@@ -175,8 +177,12 @@ def test_two_runs_in_their_own_workspaces_share_one_process(tmp_path, embedded_m
             optimize(workspace)
             return evaluate_test(workspace)
 
+        with get_client(sync_client=True) as client:
+            before = client.count_flow_runs()
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(run, spaces))
+        with get_client(sync_client=True) as client:
+            assert client.count_flow_runs() >= before + 6  # both runs' three flows, on the session's server
     assert [r["task"] for r in results] == ["first_letter", "parity"]
     for workspace, result in zip(spaces, results, strict=True):
         assert json.loads((workspace.metrics / "test.json").read_text()) == result
