@@ -56,7 +56,7 @@ from tasks.data import read_split, split_digest
 from tasks.files import write_json
 from tasks.generator import load_generator, make_prompt, setup_projection, torch_threads
 from tasks.search import PipelineOperations
-from tasks.tracking import convergence_plot, failed_on_error, log_results, log_table, start_run
+from tasks.tracking import convergence_plot, failed_on_error, log_results, log_splits, log_table, start_run
 from tasks.workers import Watch, run_flows
 
 RUN_ID_ATTR = "mlflow_run_id"
@@ -78,6 +78,7 @@ def optimize(workspace: Workspace = HERE) -> None:
         run_id=study.user_attrs.get(RUN_ID_ATTR),
     )
     study.set_user_attr(RUN_ID_ATTR, run_id)
+    log_splits(workspace.tracking_uri(), run_id, workspace.prepared, params.data.task)
     payer(study)  # (named before any worker books a call)
     stop_for_budget(study, False)  # a raised budget continues the study
     calls_before = spent_by_all(study)[0].calls

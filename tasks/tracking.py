@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -10,12 +12,14 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from mlflow.entities import Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from mlflow.entities.model_registry import PromptVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import task
 from prefect.exceptions import TerminationSignal
+
+from tasks.data import SPLITS
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -52,6 +56,28 @@ def start_run(
     run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flatten(params).items()])
     return run.info.run_id
+
+
+DATASET_CONTEXT = "mlflow.data.context"  # read by the MLflow UI
+SPLIT_SCHEMA = json.dumps({"mlflow_colspec": [
+    {"type": "string", "name": "input", "required": True},
+    {"type": "array", "items": {"type": "string"}, "name": "outputs", "required": True}]})
+
+
+@task
+def log_splits(tracking_uri: str, run_id: str, prepared: Path, task_name: str) -> None:
+    """The prepared splits as the run's MLflow datasets (the UI's Dataset column and Datasets
+    view): ``<task>-<split>``, its digest the md5 of its file (DVC's content hash of it), its
+    context the split's name. Logging them again (a resumed run) adds nothing."""
+    datasets = []
+    for split in SPLITS:
+        path = prepared / f"{split}.jsonl"
+        data = path.read_bytes()
+        dataset = Dataset(f"{task_name}-{split}", hashlib.md5(data).hexdigest(), "local",
+                          json.dumps({"uri": path.resolve().as_uri()}), SPLIT_SCHEMA,
+                          json.dumps({"num_rows": data.count(b"\n")}))
+        datasets.append(DatasetInput(dataset, [InputTag(DATASET_CONTEXT, split)]))
+    MlflowClient(tracking_uri).log_inputs(run_id, datasets)
 
 
 @contextmanager

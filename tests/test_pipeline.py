@@ -64,6 +64,8 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_api):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
     assert run.data.params["bo.sampler"] == "instructzero" and run.data.params["data.task"] == "first_letter"
     assert run.data.tags["data_version"] and {"test_score", "gain_over_empty", "gain_low"} <= set(run.data.metrics)
+    assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == [  # the splits, once though resumed
+        "first_letter-exemplars", "first_letter-test", "first_letter-validation"]
     assert [m.step for m in client.get_metric_history(run_id, "val_score")] == [t.number for t in complete]
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"best_instruction.txt", "convergence.png", "trials", "candidates.json"} <= artifacts
