@@ -8,7 +8,11 @@ method whose candidates repeat asks more trials (a repeat costs no call), up to 
 The baselines run as the paper defines them (no pool), except ``random_pool``: Uniform with
 params.yaml's ``bo.pool``, without the GP. Two
 references are scored the same way on each run's test split: the empty instruction and one
-hand-written instruction per task (benchmarks/tasks.py). Prints a markdown table (test score
+hand-written instruction per task (benchmarks/tasks.py). ``gepa`` and ``metaprompt`` are MLflow's
+own optimisers run through ``mlflow.genai.optimize_prompts`` (benchmarks/mlflow_methods.py) on the
+same split, black box and metric, the served embedded model (InstructZero's generator) as their
+reflection LLM: GEPA with the same budget of validation calls, MetaPrompt in its one pass (two
+evaluations of the validation split); their reflection calls are counted apart. Prints a markdown table (test score
 mean +- std per task and method, paired (task, seed) wins/ties/losses of InstructZero against
 each method, distinct instructions, calls, trials and wall time per run) and writes it with a
 plot under --out. Results are saved after every run; started again with the same settings (these
@@ -40,8 +44,9 @@ from typing import Any
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
+from benchmarks.mlflow_methods import MLFLOW_METHODS, mlflow_optimizer, optimize_with_mlflow, score_prompt
 from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, ROOT, embedded_model, local_blackbox
-from components.blackbox import BlackBox, evaluate_instructions
+from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
 from components.builtin_tasks import BUILTIN_TASKS
 from components.params import BlackBoxParams
 from flows.evaluate import evaluate_test
@@ -51,9 +56,9 @@ from flows.settings import Workspace
 from tasks.data import read_split
 from tasks.files import read_json, write_json
 
-METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool")
+METHODS = ("instructzero", "random", "ape", "tpe", "gp", "random_pool", *MLFLOW_METHODS)
 LABELS = {"instructzero": "InstructZero", "random": "Uniform", "ape": "APE", "tpe": "TPE", "gp": "GPSampler",
-          "random_pool": "Uniform + pool"}
+          "random_pool": "Uniform + pool", "gepa": "GEPA (MLflow)", "metaprompt": "MetaPrompt (MLflow)"}
 # Knobs retired at tag experiments-2026-12, at the values the pipeline now runs: a saved run counts
 # only if it ran at these.
 RETIRED = {"trust_region": None, "partial_credit": 0.0, "pool_share": 1.0, "screen": 0, "flat": "sobol"}
@@ -78,9 +83,11 @@ def method_knobs(method: str, bo: dict) -> dict:
 
 def method_bo(method: str, bo: dict) -> dict:
     """``method``'s changes to params.yaml's ``bo``: the baselines as the paper defines them (no
-    pool), a pooled one with params.yaml's pool."""
+    pool), a pooled one with params.yaml's pool; MLflow's optimisers read no ``bo`` knob."""
     if method == "instructzero":
         return {"sampler": method}
+    if method in MLFLOW_METHODS:
+        return {}
     return {"sampler": POOLED.get(method, method), "pool": bo["pool"] if method in POOLED else 0}
 
 
@@ -113,6 +120,35 @@ def run_one(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
             "calls": opt["blackbox_calls"], "seconds": seconds, "instruction": test["best_instruction"]}
 
 
+def run_mlflow_one(workdir: Path, params: dict, blackbox: BlackBox, method: str) -> dict:
+    """One run of MLflow's optimiser ``method`` (benchmarks.mlflow_methods) on the split the
+    pipeline prepares in ``workdir``, its reflection LLM the served model, its budget
+    params.yaml's ``budget.max_calls``; the same metrics as :func:`run_one`, and its reflection
+    calls."""
+    workspace = Workspace(workdir)
+    workspace.params.write_text(yaml.safe_dump(params))
+    start = time.perf_counter()
+    prepare(workspace)
+    split, metric = read_split(workspace.prepared)
+    box = BlackBox(base_url=blackbox.base_url, model=blackbox.model, api_key="local",
+                   cache=ResponseCache(workdir / "cache.db"), max_tokens=blackbox.max_tokens)
+    optimizer = mlflow_optimizer(method, f"openai:/{blackbox.model}", params["budget"]["max_calls"],
+                                 params["bo"]["seed"])
+    result, predict, reflections = optimize_with_mlflow(workdir, params["data"]["task"], optimizer, box,
+                                                        split.validation, metric)
+    [prompt] = result.optimized_prompts
+    test = score_prompt(box, prompt, split.test, metric)
+    seconds = time.perf_counter() - start
+    empty, hand = evaluate_instructions(blackbox, ["", HANDWRITTEN[params["data"]["task"]]], split.test,
+                                        metric).evaluations
+    return {"test": test, "val": result.final_eval_score if result.final_eval_score is not None
+            else result.initial_eval_score, "empty": empty.mean if empty else None,
+            "hand": hand.mean if hand else None, "trials": len(predict.templates),
+            "distinct": len(predict.templates), "unwritten": 0, "calls": predict.calls,
+            "reflections": reflections.calls, "reflection_tokens": reflections.tokens,
+            "reflection_answers": reflections.answers, "seconds": seconds, "instruction": str(prompt.template)}
+
+
 def keep_trials(workdir: Path, out: Path, name: str) -> Path:
     """The trials of the run in ``workdir`` (z, instruction, score, answers) copied to
     ``out``/trials/``name``.json."""
@@ -137,6 +173,8 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--report-only", action="store_true", help="tabulate the saved runs, run nothing")
+    parser.add_argument("--report", default="compare_optimizers", metavar="NAME",
+                        help="the table and plot go to --out/NAME.md and NAME.png")
     parser.add_argument("--against", type=Path, metavar="DIR",
                         help="also pair InstructZero's runs here with every method's runs saved in DIR (another "
                              "--out, e.g. run at another generator setting; same budget and splits)")
@@ -160,17 +198,19 @@ def main() -> None:
     if against:
         table += "\n\n" + against_markdown(results, *against, args)
     print(table)
-    (args.out / "compare_optimizers.md").write_text(table + "\n")
-    plot(results, args, args.out / "compare_optimizers.png")
+    (args.out / f"{args.report}.md").write_text(table + "\n")
+    plot(results, args, args.out / f"{args.report}.png")
 
 
 def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[tuple[str, str], list[dict]]) -> None:
     """Every task x seed x method not saved yet, against one local model server."""
     os.environ["OPENAI_API_KEY"] = "local"  # the local server checks no key
-    model = str(embedded_model())
+    # served under a relative name: MLflow's model URIs (the reflection LLM's) drop a leading "/"
+    model = os.path.relpath(embedded_model())
     with tempfile.TemporaryDirectory() as tmp, local_blackbox(
-        Path(tmp), BlackBoxParams(**base["blackbox"]), "references.db"
+        Path(tmp), BlackBoxParams(**base["blackbox"]), "references.db", Path(model)
     ) as (url, references):
+        os.environ["OPENAI_BASE_URL"] = url  # the reflection LLM's endpoint (litellm)
         for seed in args.seeds:  # seed-major: a benchmark cut short still covers every task
             for task in args.tasks:
                 for method in args.methods:
@@ -189,8 +229,9 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     params["budget"]["max_calls"] = args.instructions * args.n_validation
                     params["blackbox"].update(base_url=url, model=model)
                     params["eval"]["top_k"] = 1
-                    r = {"seed": seed, "knobs": method_knobs(method, base["bo"]), "metric": metric,
-                         **run_one(workdir, params, references)}
+                    run = run_mlflow_one(workdir, params, references, method) if method in MLFLOW_METHODS \
+                        else run_one(workdir, params, references)
+                    r = {"seed": seed, "knobs": method_knobs(method, base["bo"]), "metric": metric, **run}
                     results[task, method].append(r)
                     if args.keep_trials:
                         keep_trials(workdir, args.out, f"{task}-{seed}-{method}")
@@ -309,6 +350,8 @@ def _paired(pairs: list[tuple[float, float]]) -> str:
     """InstructZero's wins / ties / losses over ``pairs``, and the mean paired difference with its
     standard error."""
     diffs = [ours - theirs for ours, theirs in pairs]
+    if not diffs:
+        return "- | -"
     wins, losses = sum(d > 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)
     se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
     return f"{wins} / {len(diffs) - wins - losses} / {losses} | {statistics.mean(diffs):+.3f} ({se:.3f})"
@@ -316,7 +359,8 @@ def _paired(pairs: list[tuple[float, float]]) -> str:
 
 def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespace) -> str:
     methods = list(args.methods)
-    done = sum(r["seed"] in args.seeds for t in args.tasks for m in methods for r in results.get((t, m), []))
+    results = {key: [r for r in rs if r["seed"] in args.seeds] for key, rs in results.items()}
+    done = sum(len(results.get((t, m), [])) for t in args.tasks for m in methods)
     header = "| task | " + " | ".join(LABELS[m] for m in methods) + " | empty instruction | hand-written |"
     scored = f"{args.metric}; contains for {', '.join(args.contains)}" if args.contains else args.metric
     lines = [f"Test score (metric: {scored}; budget {args.instructions} distinct instructions x "
@@ -332,26 +376,33 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
                                                  for m in methods)
                      + f" | {_mean_std([r['empty'] for r in runs])} | "
                      f"{_mean_std([r['hand'] for r in runs if r.get('hand') is not None])} |")
-    every = set.intersection(*({(t, r["seed"]) for t in args.tasks for r in results.get((t, m), [])}
-                               for m in methods))  # the (task, seed) pairs every method has run
-    lines += ["", f"Over the {len(every)} (task, seed) pairs every method has run:", "",
-              "| method | mean test score | InstructZero wins / ties / losses (on every pair both ran) | "
-              "InstructZero − method, paired mean (se) | mean best validation score | "
-              "distinct instructions per run | "
-              "black-box calls per run | trials per run | wall time per run (s) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    ours = {(t, r["seed"]): r["test"] for t in args.tasks for r in results.get((t, "instructzero"), [])}
+    lines += ["", "Each method on the (task, seed) pairs it and InstructZero both ran (InstructZero: all its runs):",
+              "", "| method | pairs | its mean test score | InstructZero's, same pairs | "
+              "InstructZero wins / ties / losses | InstructZero − method, paired mean (se) | "
+              "mean best validation score | distinct instructions per run | "
+              "black-box calls per run | trials per run | reflection LLM calls per run | wall time per run (s) |",
+              "|" + "---|" * 12]
     for m in methods:
-        runs = [r for t in args.tasks for r in results.get((t, m), []) if (t, r["seed"]) in every]
+        runs = [r for t in args.tasks for r in results.get((t, m), []) if (t, r["seed"]) in ours]
         if not runs:
             continue
-        paired = "- | -" if m == "instructzero" else _paired(_pairs(results, args.tasks, m))
-        lines.append(f"| {LABELS[m]} | {statistics.mean(r['test'] for r in runs):.3f} | {paired} | "
+        pairs = _pairs(results, args.tasks, m)
+        paired = ("- | - | -" if m == "instructzero" else
+                  f"{statistics.mean(p[0] for p in pairs):.3f} | {_paired(pairs)}")
+        lines.append(f"| {LABELS[m]} | {len(runs)} | {statistics.mean(r['test'] for r in runs):.3f} | {paired} | "
                      f"{statistics.mean(r['val'] for r in runs):.3f} | "
                      f"{statistics.mean(r['distinct'] for r in runs):.1f} | "
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
                      f"{statistics.mean(r['trials'] for r in runs):.0f} | "
-                     f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
+                     f"{_reflections(runs)} | {statistics.mean(r['seconds'] for r in runs):.0f} |")
     return "\n".join(lines)
+
+
+def _reflections(runs: list[dict]) -> str:
+    """The mean reflection LLM calls of MLflow's optimisers' runs ("-" for the others)."""
+    counts = [r["reflections"] for r in runs if "reflections" in r]
+    return f"{statistics.mean(counts):.1f}" if counts else "-"
 
 
 def against_markdown(results: dict[tuple[str, str], list[dict]], baselines: dict[tuple[str, str], list[dict]],

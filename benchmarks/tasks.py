@@ -86,10 +86,12 @@ def embedded_model() -> Path:
 
 
 @contextmanager
-def local_blackbox(tmp: Path, bb: BlackBoxParams, cache: str = "cache.db") -> Iterator[tuple[str, BlackBox]]:
-    """The embedded model served on 127.0.0.1 as params.yaml's ``blackbox`` sets the server (its
-    log in ``tmp``), and a black box on it with a cold response cache ``tmp / cache``: (url, box)."""
-    model = embedded_model()
+def local_blackbox(tmp: Path, bb: BlackBoxParams, cache: str = "cache.db",
+                   model: Path | None = None) -> Iterator[tuple[str, BlackBox]]:
+    """``model`` (by default the embedded model) served on 127.0.0.1 as params.yaml's ``blackbox``
+    sets the server (its log in ``tmp``), and a black box on it with a cold response cache
+    ``tmp / cache``: (url, box). The server answers to ``str(model)`` only."""
+    model = model or embedded_model()
     with local_model_server(model, tmp / "server.log", cache_blocks=bb.server_cache_blocks,
                             block_size=bb.server_block_size, max_batch_tokens=bb.server_max_batch_tokens) as url:
         yield url, BlackBox(base_url=url, model=str(model), api_key="local",

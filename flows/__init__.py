@@ -1,7 +1,8 @@
 """Prefect flows: one per dvc.yaml stage, plus the whole pipeline.
 
 Importing this package sets the runtime defaults every entry point needs (each can be
-overridden from the environment): offline model hub, no telemetry, quiet task-run logs, and a
+overridden from the environment): offline model hub, no telemetry, litellm's bundled model list
+(MLflow's LLM judges and optimisers call through it) instead of a download, quiet task-run logs, and a
 start-up timeout for Prefect's temporary server sized for a slow machine (Prefect's own 20 s is
 about what a first start with a new database takes on 2 busy cores).
 """
@@ -19,6 +20,7 @@ for _key, _value in {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
     "TRANSFORMERS_VERBOSITY": "error",
     "MPLBACKEND": "Agg",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
 }.items():
     os.environ.setdefault(_key, _value)
 
