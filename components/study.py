@@ -3,7 +3,6 @@ each worker spent."""
 
 from __future__ import annotations
 
-import signal
 import threading
 import uuid
 import warnings
@@ -25,7 +24,6 @@ STOPPED = "stopped_by_budget"  # a study attribute: a worker found the budget sp
 PAYER = "payer"  # a study attribute: the name its calls are booked under in the response store's ledger
 UNREPORTED = "unreported"  # the "worker" holding answered calls no worker reported (killed, or stopped mid-batch)
 FIXED = "fixed_params"  # Optuna's system attribute: the z an enqueued trial is asked with
-STOPS = {signal.SIGINT, signal.SIGTERM}  # what stops a run (Ctrl-C, a worker's cancellation)
 
 
 # Heartbeats with ask-and-tell, on purpose (Optuna's own are for Study.optimize).
@@ -206,18 +204,12 @@ def reserve(study: optuna.Study, n: int, cap: int, goal: int | None = None) -> l
 
 def _ask(study: optuna.Study, opened: list[int]) -> optuna.Trial:
     """``study.ask()``, with the new trial's id put in ``opened`` before the sampler runs (its GP
-    fit takes seconds: a stop meanwhile must know the trial it leaves behind). A stop (SIGINT,
-    SIGTERM) waits while the trial is opened and its id recorded: landing in between, it would
-    leave a running trial no one knows of."""
+    fit takes seconds: a stop meanwhile must know the trial it leaves behind)."""
     study._thread_local.cached_all_trials = None  # (what ask does: samplers read the study anew)
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-    try:
-        trial_id = study._pop_waiting_trial_id()
-        if trial_id is None:
-            trial_id = study._storage.create_new_trial(study._study_id)
-        opened.append(trial_id)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    trial_id = study._pop_waiting_trial_id()
+    if trial_id is None:
+        trial_id = study._storage.create_new_trial(study._study_id)
+    opened.append(trial_id)
     return optuna.Trial(study, trial_id)
 
 

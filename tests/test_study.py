@@ -191,24 +191,3 @@ def test_calls_answered_but_never_reported_are_booked_once_as_unreported():
     book_unreported(study, CallStats(calls=14, prompt_tokens=150))  # (again: the same figure, not twice)
     assert spent(study, UNREPORTED)[0] == CallStats(calls=4, prompt_tokens=50)
     assert spent_by_all(study)[0].calls == 14
-
-
-def test_a_stop_the_moment_a_trial_is_opened_fails_it_too(tmp_path):
-    """SIGINT arriving right after a trial's row is written (before its id is recorded) is held
-    until it is: the stop then fails every trial it opened, none is left running."""
-    import os
-    import signal
-
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db", study_name="s")
-    create, opened = study._storage.create_new_trial, []
-
-    def create_then_stop(*args, **kwargs):
-        opened.append(create(*args, **kwargs))
-        if len(opened) == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # delivered here unless held
-        return opened[-1]
-
-    study._storage.create_new_trial = create_then_stop
-    with pytest.raises(KeyboardInterrupt):
-        reserve(study, 3, cap=10, goal=10)
-    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL] * 2
