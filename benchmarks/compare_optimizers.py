@@ -376,7 +376,7 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
                                                  for m in methods)
                      + f" | {_mean_std([r['empty'] for r in runs])} | "
                      f"{_mean_std([r['hand'] for r in runs if r.get('hand') is not None])} |")
-    ours = {(t, r["seed"]): r["test"] for t in args.tasks for r in results.get((t, "instructzero"), [])}
+    ours = {(t, r["seed"]) for t in args.tasks for r in results.get((t, "instructzero"), [])}
     lines += ["", "Each method on the (task, seed) pairs it and InstructZero both ran (InstructZero: all its runs):",
               "", "| method | pairs | its mean test score | InstructZero's, same pairs | "
               "InstructZero wins / ties / losses | InstructZero − method, paired mean (se) | "

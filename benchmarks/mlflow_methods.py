@@ -1,5 +1,5 @@
-"""MLflow's own prompt optimisers (GEPA, MetaPrompt) and InstructZero's MLflow optimiser as
-benchmark methods: ``mlflow.genai.optimize_prompts`` on a task's prepared split.
+"""MLflow's own prompt optimisers (GEPA, MetaPrompt) as benchmark methods:
+``mlflow.genai.optimize_prompts`` on a task's prepared split.
 
 The prompt they start from is the black box's zero-shot prompt with an empty instruction
 (``Instruction: \\n\\nInput: {{input}}\\nOutput:``), so their starting score is the empty
@@ -109,8 +109,6 @@ def optimize_with_mlflow(workdir: Path, name: str, optimizer: BasePromptOptimize
     """Register the seed prompt in a store in ``workdir`` and optimise it on ``validation``;
     returns MLflow's result (the optimised prompt registered as its next version), the
     predict_fn's counts and the reflection LLM's."""
-    import litellm
-
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     # MLflow's trace exporter thread asks for IPython (not installed: not cached, tried again per
     # trace) through MLflow's import hooks while eval_fn, in this thread, imports under their lock:
