@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -169,23 +170,19 @@ class Search:
                  logger: Logger) -> None:
         self.study, self.worker, self.rules, self.budget = study, worker, rules, budget
         self.operations, self.logger = operations, logger
+        self.owner = uuid.uuid4().hex  # marks the trials this search opens (its stop fails them)
         self.usage, seconds = spent(study, worker)
         self.clock = Stopwatch(seconds)
 
     def run(self) -> None:
         """Search until the study is done (:func:`wants_more`), then return. Stopped on the way
-        (an interrupt, an error), it fails the trials in hand and asks their z again."""
-        in_hand: list[optuna.Trial] = []
+        (an interrupt, an error), it fails the trials it opened and asks their z again."""
         with heartbeats(self.study) as beat:
-            def hold(trials: list[optuna.Trial]) -> None:
-                in_hand[:] = trials
-                beat(trials)
-
             try:
-                self._loop(hold)
+                self._loop(beat)
             except BaseException:
                 with suppress(Exception):  # (a database gone away: the trials go stale, others retry them)
-                    abandon(self.study, {t.number for t in in_hand})
+                    abandon(self.study, self.owner)
                 raise
 
     def _loop(self, hold: Callable[[list[optuna.Trial]], None]) -> None:
@@ -224,7 +221,7 @@ class Search:
         """Ask ``n`` trials (the pool's picks first) and write their instructions; returns the
         trials that wrote one, or None."""
         with self.clock("bo"):
-            trials = reserve(self.study, n, self.rules.n_trials, self.rules.n_instructions)
+            trials = reserve(self.study, n, self.rules.n_trials, self.rules.n_instructions, owner=self.owner)
         hold([*(batch.trials if batch else []), *trials])  # alive (a shared study's heartbeat)
         pooled: dict[tuple[float, ...], str] = {}
         free = [t for t in trials if RETRY_OF not in t.user_attrs]  # (a retry keeps its dead trial's z)

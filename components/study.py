@@ -6,8 +6,9 @@ from __future__ import annotations
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ STOPPED = "stopped_by_budget"  # a study attribute: a worker found the budget sp
 PAYER = "payer"  # a study attribute: the name its calls are booked under in the response store's ledger
 UNREPORTED = "unreported"  # the "worker" holding answered calls no worker reported (killed, or stopped mid-batch)
 FIXED = "fixed_params"  # Optuna's system attribute: the z an enqueued trial is asked with
+OWNER = "owner"  # a trial's system attribute: the search that opened it (written with its row)
 
 
 # Heartbeats with ask-and-tell, on purpose (Optuna's own are for Study.optimize).
@@ -57,12 +59,12 @@ def open_study(
     return study
 
 
-def abandon(study: optuna.Study, numbers: Collection[int] | None = None) -> None:
-    """Fail the running trials (those numbered ``numbers``: a stopped worker's) and ask each z
+def abandon(study: optuna.Study, owner: str | None = None) -> None:
+    """Fail the running trials (those ``owner`` opened: a stopped search's) and ask each z
     again: the retry regenerates the same instruction and finds its answered calls cached (a
     trial that had no z yet is only failed)."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if numbers is None or trial.number in numbers:
+        if owner is None or trial.system_attrs.get(OWNER) == owner:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             _retry(study, trial)
 
@@ -178,39 +180,43 @@ def n_running(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
 
-def reserve(study: optuna.Study, n: int, cap: int, goal: int | None = None) -> list[optuna.Trial]:
-    """Ask ``n`` trials (their numbers, no z yet; dead trials' retries come first) and keep those
-    that fit, counted in trial order on one snapshot of the study, so that workers asking at the
-    same moment never overshoot: at most ``cap`` complete-or-running trials, and at most one
-    running trial per instruction still missing from ``goal`` scored ones. The others are failed
-    (not retried). Stopped on the way, it fails every trial it opened (a retry's z is asked again)."""
-    opened: list[int] = []
-    try:
-        trials = [_ask(study, opened) for _ in range(n)]
-        snapshot = study.get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING))
-        allowed = set(sorted(t.number for t in snapshot)[:cap])
-        if goal is not None:
-            complete = [t for t in snapshot if t.state == optuna.trial.TrialState.COMPLETE]
-            missing = goal - len({t.user_attrs[INSTRUCTION] for t in complete if INSTRUCTION in t.user_attrs})
-            allowed &= set(sorted(t.number for t in snapshot if t.state == optuna.trial.TrialState.RUNNING)[:missing])
-        fail(study, [t for t in trials if t.number not in allowed])
-    except BaseException:
-        with suppress(Exception):
-            abandon(study, {study._storage.get_trial_number_from_id(trial_id) for trial_id in opened})
-        raise
+def reserve(study: optuna.Study, n: int, cap: int, goal: int | None = None, *, owner: str) -> list[optuna.Trial]:
+    """Ask ``n`` trials (their numbers, no z yet; dead trials' retries come first), each marked
+    as ``owner``'s, and keep those that fit, counted in trial order on one snapshot of the study,
+    so that workers asking at the same moment never overshoot: at most ``cap``
+    complete-or-running trials, and at most one running trial per instruction still missing
+    from ``goal`` scored ones. The others are failed (not retried)."""
+    trials = [_ask(study, owner) for _ in range(n)]
+    snapshot = study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING))
+    allowed = set(sorted(t.number for t in snapshot)[:cap])
+    if goal is not None:
+        complete = [t for t in snapshot if t.state == optuna.trial.TrialState.COMPLETE]
+        missing = goal - len({t.user_attrs[INSTRUCTION] for t in complete if INSTRUCTION in t.user_attrs})
+        allowed &= set(sorted(t.number for t in snapshot if t.state == optuna.trial.TrialState.RUNNING)[:missing])
+    fail(study, [t for t in trials if t.number not in allowed])
     return [t for t in trials if t.number in allowed]
 
 
-def _ask(study: optuna.Study, opened: list[int]) -> optuna.Trial:
-    """``study.ask()``, with the new trial's id put in ``opened`` before the sampler runs (its GP
-    fit takes seconds: a stop meanwhile must know the trial it leaves behind)."""
+def _ask(study: optuna.Study, owner: str) -> optuna.Trial:
+    """``study.ask()``, the trial marked as ``owner``'s, so that a stop (:func:`abandon` with
+    ``owner``) finds every trial it leaves behind. A new trial has the mark in the transaction
+    that writes its row; a waiting trial (a retry) gets it just after it is taken (marking it
+    before could overwrite the mark of a rival taking it at the same moment). A stop between
+    the two leaves that retry running until the next run opens the study, or the heartbeat's
+    grace ends in a shared one; it is asked again then."""
     study._thread_local.cached_all_trials = None  # (what ask does: samplers read the study anew)
-    trial_id = study._pop_waiting_trial_id()
-    if trial_id is None:
-        trial_id = study._storage.create_new_trial(study._study_id)
-    opened.append(trial_id)
-    return optuna.Trial(study, trial_id)
+    storage = study._storage
+    for waiting in storage.get_all_trials(study._study_id, deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        with suppress(optuna.exceptions.UpdateFinishedTrialError):  # (a rival took it and finished it)
+            if storage.set_trial_state_values(waiting._trial_id, state=optuna.trial.TrialState.RUNNING):
+                storage.set_trial_system_attr(waiting._trial_id, OWNER, owner)
+                return optuna.Trial(study, waiting._trial_id)
+    opening = optuna.trial.FrozenTrial(
+        number=-1, state=optuna.trial.TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+        datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={OWNER: owner},
+        intermediate_values={}, trial_id=-1)
+    return optuna.Trial(study, storage.create_new_trial(study._study_id, template_trial=opening))
 
 
 def z_name(i: int) -> str:

@@ -244,3 +244,21 @@ def test_a_search_stopped_and_resumed_scores_what_an_uninterrupted_one_scores(tm
     resumed = run(FakeOperations(), f"sqlite:///{tmp_path / 'b.db'}")
     assert scored(resumed) == uninterrupted and len(known_evaluations(resumed)) == 6
     assert resumed.get_trials(states=(optuna.trial.TrialState.FAIL,))  # (the stop did happen)
+
+
+def test_a_stop_the_moment_a_trial_is_opened_leaves_no_trial_running():
+    """Ctrl-C landing just after the storage wrote the second trial's row, before ``ask`` returns."""
+    study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
+    create, created = study._storage.create_new_trial, []
+
+    def create_then_stop(*args: object, **kwargs: object) -> int:
+        created.append(create(*args, **kwargs))
+        if len(created) == 2:
+            raise KeyboardInterrupt
+        return created[-1]
+
+    study._storage.create_new_trial = create_then_stop  # type: ignore[method-assign]
+    rules = Rules(n_instructions=6, n_trials=30, batch_size=2, dim=3, n_validation=N_VAL)
+    with pytest.raises(KeyboardInterrupt):
+        Search(study, "main", rules, Budget(), FakeOperations(), LOG).run()
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2

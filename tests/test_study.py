@@ -26,7 +26,7 @@ from components.study import (
 
 
 def ask(study: optuna.Study, n: int, dim: int) -> tuple[list[optuna.Trial], list[list[float]]]:
-    return suggest(study, reserve(study, n, cap=100), dim)
+    return suggest(study, reserve(study, n, cap=100, owner="w"), dim)
 
 
 def test_a_retried_trial_gets_the_same_z_and_seed_as_the_one_it_retries():
@@ -82,30 +82,33 @@ def test_a_shared_study_fails_only_trials_whose_worker_stopped_beating(tmp_path)
 
 def test_workers_asking_at_once_never_pass_the_trial_cap():
     study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
-    first = reserve(study, 3, cap=4)  # two workers each asked 3 when 4 were left
-    second = reserve(study, 3, cap=4)
+    first = reserve(study, 3, cap=4, owner="w")  # two workers each asked 3 when 4 were left
+    second = reserve(study, 3, cap=4, owner="w")
     assert len(first) == 3 and len(second) == 1
     assert n_running(study) == 4 and len(study.get_trials(states=(optuna.trial.TrialState.FAIL,))) == 2
 
 
-def test_a_stop_while_trials_are_asked_fails_each_one_opened_and_asks_a_retrys_z_again():
+def test_a_stop_while_trials_are_asked_fails_each_one_the_search_opened_and_asks_a_retrys_z_again():
     study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
-    dead = study.ask()
+    [rival] = reserve(study, 1, cap=100, owner="rival")  # another worker's trial: alive
+    [dead] = reserve(study, 1, cap=100, owner="dead")
     z = dead.suggest_float("z00", -1.0, 1.0)
-    abandon(study)  # trial 0 died: its z is enqueued (trial 1)
+    abandon(study, "dead")  # its worker stopped: its z is enqueued (trial 2)
 
     class StoppedWhileOpening(optuna.samplers.RandomSampler):
         def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if trial.number == 2:  # Ctrl-C comes while the trial after the retry opens
+            if trial.number == 3:  # Ctrl-C comes while the trial after the retry opens (its row written)
                 raise KeyboardInterrupt
 
     study.sampler = StoppedWhileOpening()
     with pytest.raises(KeyboardInterrupt):
-        reserve(study, 3, cap=100)
-    states = [t.state for t in study.trials]
-    assert states == [optuna.trial.TrialState.FAIL] * 3 + [optuna.trial.TrialState.WAITING]  # none left running
-    assert study.trials[3].system_attrs["fixed_params"] == {"z00": z}
-    assert study.trials[3].user_attrs[RETRY_OF] == 0
+        reserve(study, 3, cap=100, owner="stopped")
+    abandon(study, "stopped")  # (what the stopped search does)
+    running, failed, waiting = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL,
+                                optuna.trial.TrialState.WAITING)
+    assert [t.state for t in study.trials] == [running, failed, failed, failed, waiting]
+    assert study.trials[4].system_attrs["fixed_params"] == {"z00": z}
+    assert study.trials[4].user_attrs[RETRY_OF] == 1 and rival.number == 0
 
 
 def test_workers_asking_at_once_never_run_more_trials_than_instructions_are_missing():
@@ -113,15 +116,15 @@ def test_workers_asking_at_once_never_run_more_trials_than_instructions_are_miss
     done, _ = ask(study, 2, 2)
     for k, trial in enumerate(done):
         tell(study, trial, Evaluation(f"v{k}", ("a",), (0.5,)))
-    assert len(reserve(study, 3, cap=100, goal=4)) == 2  # 2 of the 4 instructions are scored
-    assert reserve(study, 3, cap=100, goal=4) == [] and n_running(study) == 2
+    assert len(reserve(study, 3, cap=100, goal=4, owner="w")) == 2  # 2 of the 4 instructions are scored
+    assert reserve(study, 3, cap=100, goal=4, owner="w") == [] and n_running(study) == 2
 
 
 def test_given_points_fix_the_first_trials_z_but_never_a_retrys():
     study = open_study("sqlite:///:memory:", "s", "random", 2, seed=0)
     (lost,), (lost_z,) = ask(study, 1, 2)
     fail_and_retry(study, lost)
-    trials, z = suggest(study, reserve(study, 3, cap=100), 2, [[0.5, -0.5], [0.25, 0.25]])
+    trials, z = suggest(study, reserve(study, 3, cap=100, owner="w"), 2, [[0.5, -0.5], [0.25, 0.25]])
     assert trials[0].user_attrs[RETRY_OF] == lost.number and z[0] == lost_z
     assert z[1:] == [[0.5, -0.5], [0.25, 0.25]]
     assert [study.trials[t.number].params for t in trials[1:]] == [
@@ -175,10 +178,10 @@ def test_a_trial_draws_as_if_no_retry_or_trial_failed_before_its_z_had_come_befo
     (lost, kept), _ = ask(study, 2, 2)
     fail_and_retry(study, lost)  # its retry (number 2) draws nothing
     study.tell(kept, 1.0)
-    [unasked] = reserve(study, 1, cap=100)  # the retry
-    [empty] = reserve(study, 1, cap=100)
+    [unasked] = reserve(study, 1, cap=100, owner="w")  # the retry
+    [empty] = reserve(study, 1, cap=100, owner="w")
     study.tell(empty, state=optuna.trial.TrialState.FAIL)  # failed before it had a z
-    [fresh] = reserve(study, 1, cap=100)
+    [fresh] = reserve(study, 1, cap=100, owner="w")
     assert (unasked.user_attrs[RETRY_OF], draw_number(study, fresh.number)) == (lost.number, 2)
 
 
