@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.mlflow_methods import MLFLOW_METHODS, mlflow_optimizer, optimize_with_mlflow, score_prompt
+from benchmarks.mlflow_methods import MLFLOW_METHODS, mlflow_optimizer, optimize_with_mlflow, records, score_prompt
 from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, ROOT, embedded_model, local_blackbox
 from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
 from components.builtin_tasks import BUILTIN_TASKS
@@ -135,7 +135,7 @@ def run_mlflow_one(workdir: Path, params: dict, blackbox: BlackBox, method: str)
     optimizer = mlflow_optimizer(method, f"openai:/{blackbox.model}", params["budget"]["max_calls"],
                                  params["bo"]["seed"])
     result, predict, reflections = optimize_with_mlflow(workdir, params["data"]["task"], optimizer, box,
-                                                        split.validation, metric)
+                                                        records(split.validation), metric)
     [prompt] = result.optimized_prompts
     test = score_prompt(box, prompt, split.test, metric)
     seconds = time.perf_counter() - start
@@ -218,17 +218,8 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                         continue
                     workdir = Path(tmp) / f"{task}-{seed}-{method}"
                     workdir.mkdir()
-                    params = copy.deepcopy(base)
-                    params["generator"]["model"] = model
                     metric = task_metric(task, args)
-                    params["data"].update(**data_params(task), metric=None if metric == "paper" else metric,
-                                          seed=seed, n_test=args.n_test, n_validation=args.n_validation)
-                    params["projection"]["seed"] = seed
-                    params["bo"].update(**method_bo(method, base["bo"]), seed=seed, n_trials=args.max_trials,
-                                        n_instructions=args.instructions)
-                    params["budget"]["max_calls"] = args.instructions * args.n_validation
-                    params["blackbox"].update(base_url=url, model=model)
-                    params["eval"]["top_k"] = 1
+                    params = run_params(base, task, seed, method, metric, args, url, model)
                     run = run_mlflow_one(workdir, params, references, method) if method in MLFLOW_METHODS \
                         else run_one(workdir, params, references)
                     r = {"seed": seed, "knobs": method_knobs(method, base["bo"]), "metric": metric, **run}
@@ -239,6 +230,23 @@ def run_all(args: argparse.Namespace, base: dict, settings: dict, results: dict[
                     print(f"{task} seed={seed} {LABELS[method]}: test {r['test']:.3f} (val {r['val']:.3f}, empty "
                           f"{r['empty']:.3f}, hand-written {r['hand']:.3f}) {r['distinct']} instructions in "
                           f"{r['trials']} trials, {r['seconds']:.0f}s {r['instruction']!r}", flush=True)
+
+
+def run_params(base: dict, task: str, seed: int, method: str, metric: str, args: argparse.Namespace, url: str,
+               model: str) -> dict:
+    """params.yaml for one run: ``task``'s split at ``seed``, ``method``'s sampler and knobs, the
+    budget of ``args.instructions`` distinct instructions, the served ``model`` at ``url``."""
+    params = copy.deepcopy(base)
+    params["generator"]["model"] = model
+    params["data"].update(**data_params(task), metric=None if metric == "paper" else metric,
+                          seed=seed, n_test=args.n_test, n_validation=args.n_validation)
+    params["projection"]["seed"] = seed
+    params["bo"].update(**method_bo(method, base["bo"]), seed=seed, n_trials=args.max_trials,
+                        n_instructions=args.instructions)
+    params["budget"]["max_calls"] = args.instructions * args.n_validation
+    params["blackbox"].update(base_url=url, model=model)
+    params["eval"]["top_k"] = 1
+    return params
 
 
 def task_metric(task: str, args: argparse.Namespace) -> str:

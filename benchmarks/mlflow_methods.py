@@ -24,11 +24,11 @@ import mlflow
 from mlflow.entities.model_registry import PromptVersion
 from mlflow.genai.optimize.optimizers import BasePromptOptimizer, GepaPromptOptimizer, MetaPromptOptimizer
 from mlflow.genai.optimize.types import PromptOptimizationResult
-from mlflow.genai.scorers import Scorer, scorer
 
 from components.blackbox import BlackBox, zero_shot_prompt
 from components.data import Example
 from components.metrics import score
+from tasks.tracking import task_scorer
 
 MLFLOW_METHODS = ("gepa", "metaprompt")
 # Room for a rewritten prompt. Uncapped (MLflow asks for 8192 tokens), a small model writes to the
@@ -42,15 +42,6 @@ def records(examples: tuple[Example, ...]) -> list[dict[str, Any]]:
     return [{"inputs": {"input": e.input},
              "expectations": {"expected_response": e.outputs[0] if len(e.outputs) == 1 else list(e.outputs)}}
             for e in examples]
-
-
-def task_scorer(metric: str) -> Scorer:
-    """The task's metric as an MLflow scorer."""
-    def scored(outputs: Any, expectations: dict[str, Any]) -> float:
-        answers = expectations["expected_response"]
-        return score(str(outputs), answers if isinstance(answers, list) else [answers], metric)
-
-    return scorer(scored, name=metric)
 
 
 def mlflow_optimizer(method: str, reflection_model: str, max_calls: int, seed: int) -> BasePromptOptimizer:
@@ -69,13 +60,13 @@ def mlflow_optimizer(method: str, reflection_model: str, max_calls: int, seed: i
 @dataclass
 class Counting:
     """``predict_fn`` on the black box: each prompt answered (greedy, params.yaml's max_tokens),
-    with the calls paid and the distinct templates seen counted (thread-safe: MLflow's eval_fn
-    runs predict_fn in threads)."""
+    with the calls paid counted and the distinct templates seen kept in order (thread-safe:
+    MLflow's eval_fn runs predict_fn in threads)."""
 
     blackbox: BlackBox
     uri: str
     calls: int = 0
-    templates: set[str] = field(default_factory=set)
+    templates: dict[str, None] = field(default_factory=dict)  # (an ordered set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, input: str) -> str:  # noqa: A002  (the template's variable)
@@ -83,7 +74,7 @@ class Counting:
         done = self.blackbox.complete([str(prompt.format(input=input))])
         with self._lock:
             self.calls += done.stats.calls
-            self.templates.add(str(prompt.template))
+            self.templates.setdefault(str(prompt.template))
         return done.answers[0] or ""
 
 
@@ -104,11 +95,11 @@ class Reflections:
 
 
 def optimize_with_mlflow(workdir: Path, name: str, optimizer: BasePromptOptimizer, blackbox: BlackBox,
-                         validation: tuple[Example, ...], metric: str,
+                         train_data: list[dict[str, Any]], metric: str, template: str = SEED_TEMPLATE,
                          ) -> tuple[PromptOptimizationResult, Counting, Reflections]:
-    """Register the seed prompt in a store in ``workdir`` and optimise it on ``validation``;
-    returns MLflow's result (the optimised prompt registered as its next version), the
-    predict_fn's counts and the reflection LLM's."""
+    """Register ``template`` in a store in ``workdir`` and optimise it on ``train_data``
+    (:func:`records`); returns MLflow's result (the optimised prompt registered as its next
+    version), the predict_fn's counts and the reflection LLM's."""
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     # MLflow's trace exporter thread asks for IPython (not installed: not cached, tried again per
     # trace) through MLflow's import hooks while eval_fn, in this thread, imports under their lock:
@@ -116,12 +107,12 @@ def optimize_with_mlflow(workdir: Path, name: str, optimizer: BasePromptOptimize
     mlflow.tracing.disable_notebook_display()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    prompt = mlflow.genai.register_prompt(name=name, template=SEED_TEMPLATE)
+    prompt = mlflow.genai.register_prompt(name=name, template=template)
     predict = Counting(blackbox, prompt.uri)
     reflections = Reflections()
     litellm.success_callback = [reflections]
     try:
-        result = mlflow.genai.optimize_prompts(predict_fn=predict, train_data=records(validation),
+        result = mlflow.genai.optimize_prompts(predict_fn=predict, train_data=train_data,
                                                prompt_uris=[prompt.uri], optimizer=optimizer,
                                                scorers=[task_scorer(metric)])
     finally:

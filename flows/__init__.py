@@ -2,9 +2,11 @@
 
 Importing this package sets the runtime defaults every entry point needs (each can be
 overridden from the environment): offline model hub, no telemetry, litellm's bundled model list
-(MLflow's LLM judges and optimisers call through it) instead of a download, quiet task-run logs, and a
-start-up timeout for Prefect's temporary server sized for a slow machine (Prefect's own 20 s is
-about what a first start with a new database takes on 2 busy cores).
+(MLflow's LLM judges and optimisers call through it) instead of a download, quiet task-run logs,
+MLflow's GenAI evaluation logging its traces one at a time (its 10 threads wait on each other
+for a SQLite store, minutes for 100 examples), and a start-up timeout for Prefect's temporary
+server sized for a slow machine (Prefect's own 20 s is about what a first start with a new
+database takes on 2 busy cores).
 """
 
 import os
@@ -13,6 +15,7 @@ import warnings
 for _key, _value in {
     "HF_HUB_OFFLINE": "1",
     "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # (MLflow reads DO_NOT_TRACK as "true" only)
     "DVC_NO_ANALYTICS": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -21,6 +24,7 @@ for _key, _value in {
     "TRANSFORMERS_VERBOSITY": "error",
     "MPLBACKEND": "Agg",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "MLFLOW_GENAI_EVAL_MAX_WORKERS": "1",
 }.items():
     os.environ.setdefault(_key, _value)
 

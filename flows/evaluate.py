@@ -16,7 +16,7 @@ from flows.settings import HERE, Workspace, load_params, local_model
 from tasks.blackbox import open_blackbox, score_instructions
 from tasks.data import read_split, split_digest
 from tasks.files import read_json, write_json
-from tasks.tracking import failed_on_error, log_results, register_instruction
+from tasks.tracking import failed_on_error, log_results, log_test_evaluation, register_instruction
 
 EMPTY = ""  # the baseline: no instruction at all
 
@@ -43,7 +43,8 @@ def evaluate_test(workspace: Workspace = HERE) -> dict:
 def _score_and_register(
     params: Params, workspace: Workspace, split: Split, metric: str, candidates: list[dict], run_id: str
 ) -> dict:
-    """Score the candidates and the empty instruction, register the best, close the MLflow run."""
+    """Score the candidates and the empty instruction, register the best (its scoring an MLflow
+    evaluation on the run), close the MLflow run."""
     instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + [EMPTY]))
     with open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
                        workspace.response_store(), workspace.server_log) as blackbox:
@@ -85,6 +86,10 @@ def _score_and_register(
          "data_version": split_digest(workspace.prepared), "data": params.data.model_dump_json(),
          "mlflow_run_id": run_id},
     )
+    registered = f"prompts:/{result['registered']['prompt']}/{result['registered']['version']}"
+    [scoring] = [e for e in evaluations if e is not None and e.instruction == best["instruction"]]
+    log_test_evaluation(workspace.tracking_uri(), run_id, registered, metric, params.data.task,
+                        workspace.prepared / "test.jsonl", split.test, scoring)
     write_json(workspace.metrics / "test.json", result)
     log_results(
         workspace.tracking_uri(), run_id,

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import mlflow
 from matplotlib.figure import Figure
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from mlflow.entities.model_registry import PromptVersion
 from mlflow.exceptions import MlflowException
+from mlflow.genai.scorers import Scorer, scorer
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from prefect import task
 from prefect.exceptions import TerminationSignal
 
+from components.blackbox import Evaluation
+from components.data import Example
+from components.metrics import score
 from tasks.data import SPLITS
 
 
@@ -64,6 +72,10 @@ SPLIT_SCHEMA = json.dumps({"mlflow_colspec": [
     {"type": "array", "items": {"type": "string"}, "name": "outputs", "required": True}]})
 
 
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
 @task
 def log_splits(tracking_uri: str, run_id: str, prepared: Path, task_name: str) -> None:
     """The prepared splits as the run's MLflow datasets (the UI's Dataset column and Datasets
@@ -73,11 +85,54 @@ def log_splits(tracking_uri: str, run_id: str, prepared: Path, task_name: str) -
     for split in SPLITS:
         path = prepared / f"{split}.jsonl"
         data = path.read_bytes()
-        dataset = Dataset(f"{task_name}-{split}", hashlib.md5(data).hexdigest(), "local",
+        dataset = Dataset(f"{task_name}-{split}", _md5(path), "local",
                           json.dumps({"uri": path.resolve().as_uri()}), SPLIT_SCHEMA,
                           json.dumps({"num_rows": data.count(b"\n")}))
         datasets.append(DatasetInput(dataset, [InputTag(DATASET_CONTEXT, split)]))
     MlflowClient(tracking_uri).log_inputs(run_id, datasets)
+
+
+def task_scorer(metric: str) -> Scorer:
+    """The task's metric as an MLflow scorer: the output against the expected response (one
+    accepted answer, or a list of them)."""
+    def scored(outputs: Any, expectations: dict[str, Any]) -> float:
+        answers = expectations["expected_response"]
+        return score(str(outputs), answers if isinstance(answers, list) else [answers], metric)
+
+    return scorer(scored, name=metric)
+
+
+# mlflow.genai.evaluate and prompt linking work on MLflow's process-wide tracking URI: one at a time.
+_FLUENT = threading.Lock()
+
+
+@task
+def log_test_evaluation(tracking_uri: str, run_id: str, prompt_uri: str, metric: str, task_name: str,
+                        test_file: Path, examples: Sequence[Example], evaluation: Evaluation) -> None:
+    """The registered prompt's test-set scoring as an MLflow GenAI evaluation on the run (the
+    UI's Evaluation runs), the prompt version linked to the run. The test split is an MLflow
+    evaluation dataset (the UI's Datasets), ``<task>-test-<md5 of test_file>`` (made once, its
+    records the inputs and accepted answers); the evaluation has a trace per example with its
+    input, the black box's answer and the accepted answers, judged by the task's metric as a
+    scorer (the run's ``<metric>/mean``). Nothing is asked of the black box: predict_fn returns
+    the answers scored. MLflow's console summary and progress bar stay out of the run's output."""
+    answers = dict(zip((e.input for e in examples), evaluation.outputs, strict=True))
+    name = f"{task_name}-test-{_md5(test_file)[:8]}"
+    quiet = io.StringIO()
+    with _FLUENT, _use_tracking_uri(tracking_uri):  # (the registry finds the run there too)
+        client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        client.link_prompt_version_to_run(run_id, prompt_uri)
+        try:
+            dataset = mlflow.genai.datasets.get_dataset(name=name)
+        except MlflowException:
+            dataset = mlflow.genai.datasets.create_dataset(
+                name=name, experiment_id=client.get_run(run_id).info.experiment_id)
+            dataset.merge_records([{"inputs": {"input": e.input},
+                                    "expectations": {"expected_response": list(e.outputs)}} for e in examples])
+        with mlflow.start_run(run_id=run_id), redirect_stdout(quiet), redirect_stderr(quiet):
+            mlflow.genai.evaluate(data=dataset, predict_fn=lambda input: answers[input],  # noqa: A006
+                                  scorers=[task_scorer(metric)])  # (``input``: the records' key)
+        mlflow.flush_trace_async_logging()  # (to this store: after the block, MLflow's default is ./mlflow.db)
 
 
 @contextmanager

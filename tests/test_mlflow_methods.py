@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.mlflow_methods import SEED_TEMPLATE, mlflow_optimizer, optimize_with_mlflow, score_prompt
+from benchmarks.mlflow_methods import SEED_TEMPLATE, mlflow_optimizer, optimize_with_mlflow, records, score_prompt
 from components.blackbox import BlackBox, ResponseCache
 from components.builtin_tasks import builtin_task
 from tests.openai_stub import last_input, stub_server
@@ -42,13 +42,13 @@ def test_an_mlflow_optimizer_rewrites_the_seed_prompt_counting_black_box_and_ref
         box = BlackBox(base_url=server.base_url, model="stub", api_key="sk-test",
                        cache=ResponseCache(tmp_path / "cache.db"), max_tokens=16)
         optimizer = mlflow_optimizer(method, "openai:/stub", max_calls=40, seed=0)
-        result, predict, reflections = optimize_with_mlflow(tmp_path, "first_letter", optimizer, box, validation,
-                                                            "exact_match")
+        result, predict, reflections = optimize_with_mlflow(tmp_path, "first_letter", optimizer, box,
+                                                            records(validation), "exact_match")
         [prompt] = result.optimized_prompts
         assert (prompt.version, prompt.template) == (2, BETTER)
         assert score_prompt(box, prompt, test, "exact_match") == 1.0
         reflected = sum("{{input}}" in r["messages"][-1]["content"] for r in server.requests)
     assert result.initial_eval_score == 0.0 and result.final_eval_score == 1.0
-    assert predict.templates == {SEED_TEMPLATE, BETTER}
+    assert set(predict.templates) == {SEED_TEMPLATE, BETTER}
     assert predict.calls == 20  # each template once on each validation example: repeats are cached
     assert reflections.calls == reflected >= 1 and reflections.answers[0] == reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -64,8 +65,15 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_api):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
     assert run.data.params["bo.sampler"] == "instructzero" and run.data.params["data.task"] == "first_letter"
     assert run.data.tags["data_version"] and {"test_score", "gain_over_empty", "gain_low"} <= set(run.data.metrics)
-    assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == [  # the splits, once though resumed
-        "first_letter-exemplars", "first_letter-test", "first_letter-validation"]
+    test_md5 = hashlib.md5((workdir / "data/prepared/test.jsonl").read_bytes()).hexdigest()
+    assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == [  # the splits, once though resumed,
+        "first_letter-exemplars", "first_letter-test", f"first_letter-test-{test_md5[:8]}",  # the evaluation's
+        "first_letter-validation"]
+    # The test scoring of the registered prompt, an MLflow GenAI evaluation: a trace per example, judged.
+    assert run.data.metrics[f"{result['metric']}/mean"] == pytest.approx(result["best_test_score"])
+    traces = client.search_traces(locations=[run.info.experiment_id], run_id=run_id)
+    assert len(traces) == 6 and all(result["metric"] in {a.name for a in t.info.assessments} for t in traces)
+    assert json.loads(run.data.tags["mlflow.linkedPrompts"]) == [{"name": "instructzero-first_letter", "version": "1"}]
     assert [m.step for m in client.get_metric_history(run_id, "val_score")] == [t.number for t in complete]
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"best_instruction.txt", "convergence.png", "trials", "candidates.json"} <= artifacts

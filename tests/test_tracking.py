@@ -3,9 +3,19 @@
 import hashlib
 import json
 
+import mlflow
 from mlflow.tracking import MlflowClient
 
-from tasks.tracking import DATASET_CONTEXT, PRODUCTION, flatten, log_splits, register_instruction
+from components.blackbox import Evaluation
+from components.data import Example
+from tasks.tracking import (
+    DATASET_CONTEXT,
+    PRODUCTION,
+    flatten,
+    log_splits,
+    log_test_evaluation,
+    register_instruction,
+)
 
 
 def test_flatten_names_params_by_section():
@@ -45,3 +55,38 @@ def test_the_splits_are_the_runs_datasets_digested_as_dvc_hashes_them_once_each(
     assert logged == {"demo-exemplars": (md5["exemplars"], "exemplars", 2),
                       "demo-validation": (md5["validation"], "validation", 3), "demo-test": (md5["test"], "test", 4)}
     assert len(inputs) == 3
+
+
+def test_the_registered_prompts_test_scoring_is_a_genai_evaluation_on_the_run(tmp_path, capsys, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    client = MlflowClient(uri, registry_uri=uri)
+    run_id = client.create_run(client.create_experiment("e")).info.run_id
+    registered = register_instruction.fn(uri, "demo", "Say it.\n{{input}}", 0.5, {"mlflow_run_id": run_id})
+    examples = [Example("a", ("yes",)), Example("b", ("no", "nope")), Example("c", ("yes",)), Example("d", ("no",))]
+    scored = Evaluation("Say it.", ("yes", "nope", "no", "yes"), (1.0, 1.0, 0.0, 0.0))
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text("".join(json.dumps(e.to_json()) + "\n" for e in examples))
+    for _ in range(2):  # (evaluated again: the same dataset)
+        log_test_evaluation.fn(uri, run_id, f"prompts:/{registered['prompt']}/{registered['version']}",
+                               "exact_match", "demo", test_file, examples, scored)
+    run = client.get_run(run_id)
+    assert run.data.metrics["exact_match/mean"] == scored.mean == 0.5
+    assert run.data.tags["mlflow.runType"] == "genai_evaluate"
+    assert json.loads(run.data.tags["mlflow.linkedPrompts"]) == [{"name": "instructzero-demo", "version": "1"}]
+    traces = client.search_traces(locations=[run.info.experiment_id], run_id=run_id)
+    judged = {t.data.request: ({a.name: a.value for a in t.info.assessments}, t.data.response) for t in traces}
+    assert judged == {json.dumps({"input": e.input}): (
+        {"exact_match": s, "expected_response": list(e.outputs)}, json.dumps(answer))
+        for e, answer, s in zip(examples, scored.outputs, scored.scores, strict=True)}
+    assert len(traces) == 8
+    assert capsys.readouterr().out == ""  # (MLflow's summary and progress bar are not the run's output)
+    assert not list((tmp_path / "cwd").iterdir())  # (no trace went to MLflow's default store, ./mlflow.db)
+    name = f"demo-test-{hashlib.md5(test_file.read_bytes()).hexdigest()[:8]}"
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {name}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    records = mlflow.genai.datasets.get_dataset(name=name).to_df()
+    pairs = zip((r["input"] for r in records["inputs"]), (r["expected_response"] for r in records["expectations"]),
+                strict=True)
+    assert sorted(pairs) == [(e.input, list(e.outputs)) for e in examples]
