@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -106,6 +107,23 @@ def task_scorer(metric: str) -> Scorer:
 _FLUENT = threading.Lock()
 
 
+@contextmanager
+def process_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` for the body (one body at a time), then
+    put back, $MLFLOW_TRACKING_URI with it: MLflow's own setter writes the variable and, going
+    back to no URI, deletes it, so a tracking server the user named would be forgotten."""
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    with _FLUENT:
+        try:
+            with _use_tracking_uri(uri):
+                yield
+        finally:
+            if saved is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
 @task
 def log_test_evaluation(tracking_uri: str, run_id: str, prompt_uri: str, metric: str, task_name: str,
                         test_file: Path, examples: Sequence[Example], evaluation: Evaluation) -> None:
@@ -119,7 +137,7 @@ def log_test_evaluation(tracking_uri: str, run_id: str, prompt_uri: str, metric:
     answers = dict(zip((e.input for e in examples), evaluation.outputs, strict=True))
     name = f"{task_name}-test-{_md5(test_file)[:8]}"
     quiet = io.StringIO()
-    with _FLUENT, _use_tracking_uri(tracking_uri):  # (the registry finds the run there too)
+    with process_tracking_uri(tracking_uri):  # (the registry finds the run there too)
         client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
         client.link_prompt_version_to_run(run_id, prompt_uri)
         try:

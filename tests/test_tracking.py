@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -14,6 +15,7 @@ from tasks.tracking import (
     flatten,
     log_splits,
     log_test_evaluation,
+    process_tracking_uri,
     register_instruction,
 )
 
@@ -85,8 +87,19 @@ def test_the_registered_prompts_test_scoring_is_a_genai_evaluation_on_the_run(tm
     assert not list((tmp_path / "cwd").iterdir())  # (no trace went to MLflow's default store, ./mlflow.db)
     name = f"demo-test-{hashlib.md5(test_file.read_bytes()).hexdigest()[:8]}"
     assert {i.dataset.name for i in run.inputs.dataset_inputs} == {name}
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    records = mlflow.genai.datasets.get_dataset(name=name).to_df()
+    with process_tracking_uri(uri):
+        records = mlflow.genai.datasets.get_dataset(name=name).to_df()
     pairs = zip((r["input"] for r in records["inputs"]), (r["expected_response"] for r in records["expectations"]),
                 strict=True)
     assert sorted(pairs) == [(e.input, list(e.outputs)) for e in examples]
+
+
+def test_the_process_tracking_uri_is_put_back_with_the_users_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")  # (a server the user named)
+    with process_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db"):
+        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://tracking.example:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    with process_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db"):
+        pass
+    assert "MLFLOW_TRACKING_URI" not in os.environ
