@@ -165,8 +165,9 @@ def test_a_run_stopped_or_killed_ends_within_seconds_and_resumes_to_the_uninterr
             (signal.SIGTERM, "generating", lambda before: trials() > 0 and not blackbox.requests),
             (signal.SIGINT, "scoring", lambda before: len(blackbox.requests) >= 4 + before),
             (signal.SIGKILL, "scoring", lambda before: len(blackbox.requests) >= 4 + before),
+            # (test calls paid: beyond the study's count and the answers the kill lost, paid again)
             (signal.SIGINT, "evaluating", lambda before: optimized.exists() and paid() > json.loads(
-                optimized.read_text())["blackbox_calls"] + 2),
+                optimized.read_text())["blackbox_calls"] + len(lost) + 2),
         ]
         lost: set[str] = set()
         for signum, moment, come in moments:
