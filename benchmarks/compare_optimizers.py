@@ -44,9 +44,16 @@ from typing import Any
 import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
-from benchmarks.mlflow_methods import MLFLOW_METHODS, mlflow_optimizer, optimize_with_mlflow, records, score_prompt
+from benchmarks.mlflow_methods import (
+    MLFLOW_METHODS,
+    cold_blackbox,
+    mlflow_optimizer,
+    optimize_with_mlflow,
+    records,
+    score_prompt,
+)
 from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, ROOT, embedded_model, local_blackbox
-from components.blackbox import BlackBox, ResponseCache, evaluate_instructions
+from components.blackbox import BlackBox, evaluate_instructions
 from components.builtin_tasks import BUILTIN_TASKS
 from components.params import BlackBoxParams
 from flows.evaluate import evaluate_test
@@ -130,8 +137,7 @@ def run_mlflow_one(workdir: Path, params: dict, blackbox: BlackBox, method: str)
     start = time.perf_counter()
     prepare(workspace)
     split, metric = read_split(workspace.prepared)
-    box = BlackBox(base_url=blackbox.base_url, model=blackbox.model, api_key="local",
-                   cache=ResponseCache(workdir / "cache.db"), max_tokens=blackbox.max_tokens)
+    box = cold_blackbox(blackbox, workdir / "cache.db")
     optimizer = mlflow_optimizer(method, f"openai:/{blackbox.model}", params["budget"]["max_calls"],
                                  params["bo"]["seed"])
     result, predict, reflections = optimize_with_mlflow(workdir, params["data"]["task"], optimizer, box,

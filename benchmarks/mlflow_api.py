@@ -29,9 +29,9 @@ import yaml
 
 import flows  # noqa: F401  (runtime defaults: offline hub, no telemetry)
 from benchmarks.compare_optimizers import run_mlflow_one, run_one, run_params, task_metric
-from benchmarks.mlflow_methods import optimize_with_mlflow, records, score_prompt
+from benchmarks.mlflow_methods import cold_blackbox, optimize_with_mlflow, records, score_prompt
 from benchmarks.tasks import ROOT, embedded_model, local_blackbox
-from components.blackbox import BlackBox, ResponseCache
+from components.blackbox import BlackBox
 from components.data import Example
 from components.params import BlackBoxParams
 from flows.mlflow_optimizer import InstructZeroPromptOptimizer
@@ -40,6 +40,7 @@ from tasks.data import read_split
 from tasks.files import read_json, write_json
 
 TEMPLATE = "Input: {{input}}\nOutput:"
+COMMAND = ".venv/bin/python -m benchmarks.mlflow_api"
 LABELS = {"pipeline": "InstructZero (pipeline)", "instructzero": "InstructZero (optimize_prompts)",
           "gepa": "GEPA (optimize_prompts)", "metaprompt": "MetaPrompt (optimize_prompts)"}
 
@@ -61,8 +62,7 @@ def run_instructzero(workdir: Path, params: dict, blackbox: BlackBox) -> dict:
     """InstructZero's optimiser through ``optimize_prompts`` on the split prepared in ``workdir``
     (by the pipeline's run), its settings the run's params."""
     split, metric = read_split(Workspace(workdir).prepared)
-    box = BlackBox(base_url=blackbox.base_url, model=blackbox.model, api_key="local",
-                   cache=ResponseCache(workdir / "mlflow-cache.db"), max_tokens=blackbox.max_tokens)
+    box = cold_blackbox(blackbox, workdir / "mlflow-cache.db")
     optimizer = InstructZeroPromptOptimizer(
         generator=params["generator"], projection=params["projection"], bo=params["bo"],
         n_exemplars=len(split.exemplars), n_validation=len(split.validation), seed=params["data"]["seed"])
@@ -102,9 +102,6 @@ def markdown(runs: dict[str, dict], args: argparse.Namespace) -> str:
         cells = [json.dumps(w[i])[:100] if i < len(w) else "" for w in (pipeline, inside)]
         lines.append(f"| {i} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
-
-
-COMMAND = ".venv/bin/python -m benchmarks.mlflow_api"
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from mlflow.entities.model_registry import PromptVersion
 from mlflow.genai.optimize.optimizers import BasePromptOptimizer, GepaPromptOptimizer, MetaPromptOptimizer
 from mlflow.genai.optimize.types import PromptOptimizationResult
 
-from components.blackbox import BlackBox, zero_shot_prompt
+from components.blackbox import BlackBox, ResponseCache, zero_shot_prompt
 from components.data import Example
 from components.metrics import score
 from tasks.tracking import task_scorer
@@ -118,6 +118,13 @@ def optimize_with_mlflow(workdir: Path, name: str, optimizer: BasePromptOptimize
     finally:
         litellm.success_callback = []
     return result, predict, reflections
+
+
+def cold_blackbox(blackbox: BlackBox, cache: Path) -> BlackBox:
+    """``blackbox``'s endpoint and model with a response cache of its own at ``cache`` (cold: a
+    method's calls are paid, not found in another method's answers)."""
+    return BlackBox(base_url=blackbox.base_url, model=blackbox.model, api_key="local", cache=ResponseCache(cache),
+                    max_tokens=blackbox.max_tokens)
 
 
 def score_prompt(blackbox: BlackBox, prompt: PromptVersion, examples: tuple[Example, ...], metric: str) -> float:

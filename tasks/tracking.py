@@ -73,8 +73,8 @@ SPLIT_SCHEMA = json.dumps({"mlflow_colspec": [
     {"type": "array", "items": {"type": "string"}, "name": "outputs", "required": True}]})
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
 
 
 @task
@@ -86,7 +86,7 @@ def log_splits(tracking_uri: str, run_id: str, prepared: Path, task_name: str) -
     for split in SPLITS:
         path = prepared / f"{split}.jsonl"
         data = path.read_bytes()
-        dataset = Dataset(f"{task_name}-{split}", _md5(path), "local",
+        dataset = Dataset(f"{task_name}-{split}", _md5(data), "local",
                           json.dumps({"uri": path.resolve().as_uri()}), SPLIT_SCHEMA,
                           json.dumps({"num_rows": data.count(b"\n")}))
         datasets.append(DatasetInput(dataset, [InputTag(DATASET_CONTEXT, split)]))
@@ -135,7 +135,7 @@ def log_test_evaluation(tracking_uri: str, run_id: str, prompt_uri: str, metric:
     scorer (the run's ``<metric>/mean``). Nothing is asked of the black box: predict_fn returns
     the answers scored. MLflow's console summary and progress bar stay out of the run's output."""
     answers = dict(zip((e.input for e in examples), evaluation.outputs, strict=True))
-    name = f"{task_name}-test-{_md5(test_file)[:8]}"
+    name = f"{task_name}-test-{_md5(test_file.read_bytes())[:8]}"
     quiet = io.StringIO()
     with process_tracking_uri(tracking_uri):  # (the registry finds the run there too)
         client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
