@@ -21,7 +21,9 @@ method's own knobs as they are now (``method_knobs``: a changed one runs that me
 ``--against DIR`` adds a table pairing InstructZero's runs here with every method's runs saved in
 another --out (run with the same budget and splits, e.g. at another generator setting), and names
 the settings and InstructZero's knobs in which the two differ. ``--keep-trials`` keeps each new
-run's trials too (what the summaries cannot answer: where in z a run met its hits).
+run's trials too (what the summaries cannot answer: where in z a run met its hits). ``--confirmation``
+runs the task split's confirmation set (docs/README.md), each task with the metric its headroom
+says; ``--set KEY=VALUE`` changes params.yaml for every run (e.g. the generator's temperature).
 
     .venv/bin/python -m benchmarks.compare_optimizers --tasks sentiment negation word_sentiment \
         first_word_letter antonyms --seeds 0 1 2
@@ -52,10 +54,19 @@ from benchmarks.mlflow_methods import (
     records,
     score_prompt,
 )
-from benchmarks.tasks import BIGBENCH, HANDWRITTEN, INDUCTION, ROOT, embedded_model, local_blackbox
+from benchmarks.tasks import (
+    BIGBENCH,
+    HANDWRITTEN,
+    INDUCTION,
+    RESULTS,
+    ROOT,
+    confirmation_tasks,
+    embedded_model,
+    local_blackbox,
+)
 from components.blackbox import BlackBox, evaluate_instructions
 from components.builtin_tasks import BUILTIN_TASKS
-from components.params import BlackBoxParams
+from components.params import BlackBoxParams, apply_overrides, override_argument
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
@@ -164,9 +175,14 @@ def keep_trials(workdir: Path, out: Path, name: str) -> Path:
     return keep
 
 
-def main() -> None:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, ``--confirmation`` turned into its tasks and metrics."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", required=True, help="task names (benchmarks/tasks.py)")
+    tasks = parser.add_mutually_exclusive_group(required=True)
+    tasks.add_argument("--tasks", nargs="+", help="task names (benchmarks/tasks.py)")
+    tasks.add_argument("--confirmation", action="store_true",
+                       help="the confirmation set's tasks, each with the metric its headroom says "
+                            "(benchmarks/tasks.py: confirmation_tasks; sets --tasks, --metric paper and --contains)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--instructions", type=int, default=20,
@@ -187,9 +203,20 @@ def main() -> None:
     parser.add_argument("--keep-trials", action="store_true",
                         help="also keep each new run's trials (z, instruction, validation score, answers) as "
                              "--out/trials/TASK-SEED-METHOD.json")
-    args = parser.parse_args()
+    parser.add_argument("--set", dest="overrides", action="append", type=override_argument, default=[],
+                        metavar="KEY=VALUE", help="run with params.yaml's KEY set, e.g. generator.temperature=1.0 "
+                                                  "(a generator or projection setting needs its own --out)")
+    args = parser.parse_args(argv)
+    if args.confirmation:
+        confirmation = confirmation_tasks(read_json(RESULTS / "headroom.json"))
+        args.tasks, args.metric = list(confirmation), "paper"
+        args.contains = [t for t, metric in confirmation.items() if metric == "contains"]
+    return args
 
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+def main() -> None:
+    args = arguments()
+    base = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), dict(args.overrides))
     settings = {"instructions": args.instructions, "n_validation": args.n_validation, "max_trials": args.max_trials,
                 "n_test": args.n_test,
                 "generator": {k: v for k, v in base["generator"].items() if k != "model"},
@@ -394,9 +421,9 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
     lines += ["", "Each method on the (task, seed) pairs it and InstructZero both ran (InstructZero: all its runs):",
               "", "| method | pairs | its mean test score | InstructZero's, same pairs | "
               "InstructZero wins / ties / losses | InstructZero − method, paired mean (se) | "
-              "mean best validation score | distinct instructions per run | "
+              "mean best validation score | its drop on test (validation − test) | distinct instructions per run | "
               "black-box calls per run | trials per run | reflection LLM calls per run | wall time per run (s) |",
-              "|" + "---|" * 12]
+              "|" + "---|" * 13]
     for m in methods:
         runs = [r for t in args.tasks for r in results.get((t, m), []) if (t, r["seed"]) in ours]
         if not runs:
@@ -406,6 +433,7 @@ def markdown(results: dict[tuple[str, str], list[dict]], args: argparse.Namespac
                   f"{statistics.mean(p[0] for p in pairs):.3f} | {_paired(pairs)}")
         lines.append(f"| {LABELS[m]} | {len(runs)} | {statistics.mean(r['test'] for r in runs):.3f} | {paired} | "
                      f"{statistics.mean(r['val'] for r in runs):.3f} | "
+                     f"{statistics.mean(r['val'] - r['test'] for r in runs):+.3f} | "
                      f"{statistics.mean(r['distinct'] for r in runs):.1f} | "
                      f"{statistics.mean(r['calls'] for r in runs):.0f} | "
                      f"{statistics.mean(r['trials'] for r in runs):.0f} | "

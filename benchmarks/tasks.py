@@ -61,6 +61,39 @@ HANDWRITTEN: dict[str, str] = {
 }
 
 
+# Headroom: the better of the empty and the hand-written instruction scores at least this on the
+# task's test examples (benchmarks/results/headroom.md), under the paper's metric, or under
+# `contains` where the paper's metric leaves both below it. Below it every method ties at ~0.
+HEADROOM = 0.10
+
+# The task split (docs/README.md, "Task split", written 2026-12-07 before any run on it): knobs and
+# defaults are chosen on SELECTION only, CONFIRMATION reports them. SELECTION holds every task a
+# committed measurement had used before that date, and the other tasks with headroom.
+USED_FOR_CHOICES = ("first_letter", "word_sentiment", "antonyms", "first_word_letter", "larger_animal", "negation",
+                    "sentiment", "singular_to_plural", "causal_judgment", "implicatures", "navigate")
+CONFIRMATION_SIZE = 6
+
+
+def headroom(row: dict) -> tuple[str, float] | None:
+    """(metric, score of the better instruction) a headroom row (benchmarks/headroom.py) says to
+    score its task with: the paper's metric if an instruction reaches HEADROOM under it, else
+    ``contains`` if one does there, else None (no headroom)."""
+    for metric, key in ((str(row["metric"]), "paper"), ("contains", "contains")):
+        best = max(row[f"empty_{key}"], row[f"hand_{key}"])
+        if best >= HEADROOM:
+            return metric, best
+    return None
+
+
+def confirmation_tasks(rows: list[dict]) -> dict[str, str]:
+    """{task: metric} of the confirmation set: of the ../shared/data tasks with headroom that no
+    choice had used, the CONFIRMATION_SIZE whose better instruction scores highest."""
+    fresh = {r["task"]: found for r in rows if r["task"] not in BUILTIN_TASKS and r["task"] not in USED_FOR_CHOICES
+             and (found := headroom(r))}
+    chosen = sorted(fresh, key=lambda t: (-fresh[t][1], t))[:CONFIRMATION_SIZE]
+    return {t: fresh[t][0] for t in sorted(chosen)}
+
+
 def all_tasks() -> list[str]:
     """Every task name: built-in, Instruction Induction, BIG-bench (in that order)."""
     return [*BUILTIN_TASKS, *sorted(p.stem for p in (INDUCTION / "raw" / "induce").glob("*.json")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import re
 from collections.abc import Mapping
@@ -214,6 +215,14 @@ def parse_params(raw: Any, source: str) -> Params:
             got = "" if e["type"] == "missing" or isinstance(e["input"], dict) else f" (got {e['input']!r})"
             problems.append(f"  {key}: {e['msg'].removeprefix('Value error, ')}{got}")
         raise ConfigError(f"{source}: invalid parameters\n" + "\n".join(problems)) from err
+
+
+def override_argument(text: str) -> tuple[str, str]:
+    """A command line's ``KEY=VALUE`` as (key, value), for :func:`apply_overrides`."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. bo.n_trials=20), got {text!r}")
+    return key, value
 
 
 def apply_overrides(raw: Any, overrides: Mapping[str, Any]) -> Any:

@@ -10,20 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from components.errors import BlackBoxError, BudgetError, ConfigError, TaskDataError, WorkerError
-from components.params import Params
+from components.params import Params, override_argument
 from flows.settings import PARAMS, Workspace, load_params, run_workspace
 
 OK, FAILED, BAD_INPUT, DROPPED = 0, 1, 2, 3
 EPILOG = """exit codes: 0 done; 1 the run failed (black box, budget, other error); 2 bad input
 (params, task data, command line); 3 revalidate flagged an instruction whose test score dropped;
 130, 143 stopped by Ctrl-C or SIGTERM (run the same command again to resume)"""
-
-
-def _override(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. bo.n_trials=20), got {text!r}")
-    return key, value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,8 +34,8 @@ def parser() -> argparse.ArgumentParser:
         return cmd
 
     def overrides(cmd: argparse.ArgumentParser, help: str) -> None:
-        cmd.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
-                         help=help)
+        cmd.add_argument("--set", dest="overrides", action="append", type=override_argument, default=[],
+                         metavar="KEY=VALUE", help=help)
 
     def prefect_file(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"), help="default: %(default)s")

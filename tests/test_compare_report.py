@@ -5,7 +5,16 @@ import json
 
 import pytest
 
-from benchmarks.compare_optimizers import against_markdown, keep_trials, load, load_against, save
+from benchmarks import tasks
+from benchmarks.compare_optimizers import (
+    against_markdown,
+    arguments,
+    keep_trials,
+    load,
+    load_against,
+    save,
+    task_metric,
+)
 from flows.settings import Workspace
 
 SETTINGS = {"instructions": 20, "n_validation": 20, "max_trials": 200, "n_test": 40,
@@ -94,3 +103,33 @@ def test_runs_saved_with_a_retired_setting_count_only_at_the_value_the_pipeline_
     save_runs(tmp_path / "user", user, {"a/random": [run(0, 0.5)]})
     with pytest.raises(SystemExit, match="other settings"):
         load(tmp_path / "user", SETTINGS, BO, {"a": "paper"})
+
+
+def headroom_row(task: str, paper: tuple[float, float], contains: tuple[float, float]) -> dict:
+    return {"task": task, "metric": "exact_match", "empty_paper": paper[0], "hand_paper": paper[1],
+            "empty_contains": contains[0], "hand_contains": contains[1]}
+
+
+def test_the_confirmation_set_is_the_unused_tasks_with_most_headroom_each_with_its_metric(monkeypatch):
+    monkeypatch.setattr(tasks, "CONFIRMATION_SIZE", 2)
+    rows = [headroom_row("floored", (0.0, 0.0), (0.05, 0.0)),  # no instruction scores: no headroom
+            headroom_row("by_contains", (0.0, 0.0), (0.1, 0.6)),
+            headroom_row("by_paper", (0.3, 0.1), (0.9, 0.9)),  # the paper's metric first, when it scores
+            headroom_row("least", (0.2, 0.0), (0.9, 0.9)),  # has headroom, but two score higher
+            headroom_row("navigate", (0.0, 0.9), (0.0, 0.9)),  # used for a choice
+            headroom_row("parity", (0.0, 0.9), (0.0, 0.9))]  # built in, not from ../shared/data
+    assert tasks.confirmation_tasks(rows) == {"by_contains": "contains", "by_paper": "exact_match"}
+
+
+def test_the_committed_split_keeps_six_unused_tasks_with_headroom_and_the_benchmark_runs_them():
+    rows = json.loads((tasks.RESULTS / "headroom.json").read_text())
+    confirmation = tasks.confirmation_tasks(rows)
+    assert len(confirmation) == 6 and not set(confirmation) & set(tasks.USED_FOR_CHOICES)
+    assert all(tasks.headroom(r)[0] == confirmation[r["task"]] for r in rows if r["task"] in confirmation)
+    written = (tasks.ROOT / "docs" / "README.md").read_text()
+    assert all(f"`{t}`" in written for t in confirmation)  # the split as written down is the one the code runs
+    args = arguments(["--confirmation", "--set", "generator.temperature=1.0"])
+    assert args.tasks == list(confirmation) and args.metric == "paper" and args.overrides == [
+        ("generator.temperature", "1.0")]
+    assert {t for t in args.tasks if task_metric(t, args) == "contains"} == {
+        t for t, m in confirmation.items() if m == "contains"}
