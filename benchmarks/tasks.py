@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from components.blackbox import BlackBox, ResponseCache
-from components.builtin_tasks import BUILTIN_TASKS, builtin_task
+from components.builtin_tasks import BUILTIN_TASKS, REFERENCES, builtin_task
 from components.data import TaskData, parse_bigbench, parse_instruction_induction, read_text
 from components.local_server import local_model_server
 from components.params import BlackBoxParams
@@ -24,12 +24,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 HANDWRITTEN: dict[str, str] = {
-    # built-in
-    "first_letter": "Write the first letter of the word.",
-    "parity": "Answer even if the number is even and odd if it is odd.",
-    "larger_number": "Write the larger of the two numbers.",
-    "spell_out": "Write the letters of the word separated by spaces.",
-    "word_sentiment": "Is the sentiment of the word positive or negative?",
+    **REFERENCES,  # built-in
     # Instruction Induction
     "active_to_passive": "Rewrite the sentence in the passive voice.",
     "antonyms": "Write the antonym of the word.",

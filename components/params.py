@@ -156,6 +156,9 @@ class BudgetParams(_Section):
 
 class EvalParams(_Section):
     top_k: int = Field(3, ge=1, le=100)  # best instructions scored on the test set
+    # an instruction to compare the found one with on the test set (say, the one in use now);
+    # None: a built-in task's own reference, none for other tasks
+    reference: str | None = Field(None, min_length=1, pattern=r"\S")
 
 
 class ScaleParams(_Section):

@@ -7,6 +7,7 @@ import os
 from prefect import flow, get_run_logger
 
 from components.blackbox import ZERO_SHOT
+from components.builtin_tasks import REFERENCES
 from components.data import Split
 from components.errors import BlackBoxError, ConfigError
 from components.params import Params
@@ -43,14 +44,17 @@ def evaluate_test(workspace: Workspace = HERE) -> dict:
 def _score_and_register(
     params: Params, workspace: Workspace, split: Split, metric: str, candidates: list[dict], run_id: str
 ) -> dict:
-    """Score the candidates and the empty instruction, register the best (its scoring an MLflow
-    evaluation on the run), close the MLflow run."""
-    instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + [EMPTY]))
+    """Score the candidates, the empty instruction and the reference, register the best (its
+    scoring an MLflow evaluation on the run), close the MLflow run."""
+    reference = params.eval.reference or (REFERENCES.get(params.data.task) if params.data.source == "builtin" else None)
+    baselines = [EMPTY, reference] if reference else [EMPTY]
+    instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + baselines))
     with open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),
                        workspace.response_store(), workspace.server_log) as blackbox:
         logger = get_run_logger()
-        logger.info("scoring %d instructions (the top %d and the empty one) on %d test examples",
-                    len(instructions), len(candidates), len(split.test))
+        logger.info("scoring %d instructions (the top %d, %s) on %d test examples", len(instructions),
+                    len(candidates), "the empty one and the reference" if reference else "the empty one",
+                    len(split.test))
         progress = ProgressLog(logger.info, "test set", len(instructions) * len(split.test))
         scored = score_instructions(blackbox, instructions, split.test, metric, progress)
     evaluations = scored.evaluations
@@ -63,6 +67,12 @@ def _score_and_register(
     best = candidates[0]
     per_example = {e.instruction: e.scores for e in evaluations if e is not None}
     gain = paired_bootstrap(per_example[best["instruction"]], per_example[EMPTY])
+    # on the same test examples, with their 95% paired bootstrap intervals
+    comparisons = {"gain_over_empty": gain.mean, "gain_low": gain.low, "gain_high": gain.high}
+    if reference:
+        over = paired_bootstrap(per_example[best["instruction"]], per_example[reference])
+        comparisons |= {"reference_test_score": test[reference], "gain_over_reference": over.mean,
+                        "reference_gain_low": over.low, "reference_gain_high": over.high}
     result = {
         "task": params.data.task,
         "metric": metric,
@@ -70,9 +80,8 @@ def _score_and_register(
         "best_val_score": best["val_score"],
         "best_test_score": test[best["instruction"]],
         "empty_instruction_test_score": test[EMPTY],
-        "gain_over_empty": gain.mean,  # on the same test examples, with its 95% paired bootstrap interval
-        "gain_low": gain.low,
-        "gain_high": gain.high,
+        "reference_instruction": reference,
+        **comparisons,
         "n_test": len(split.test),
         "top": [{"instruction": c["instruction"], "val_score": c["val_score"], "test_score": test[c["instruction"]]}
                 for c in candidates],
@@ -93,8 +102,7 @@ def _score_and_register(
     write_json(workspace.metrics / "test.json", result)
     log_results(
         workspace.tracking_uri(), run_id,
-        {"test_score": result["best_test_score"], "empty_instruction_test_score": test[EMPTY],
-         "gain_over_empty": gain.mean, "gain_low": gain.low, "gain_high": gain.high,
+        {"test_score": result["best_test_score"], "empty_instruction_test_score": test[EMPTY], **comparisons,
          **{f"test_score_top{i + 1}": row["test_score"] for i, row in enumerate(result["top"])},
          **{f"test_blackbox_{k}": v for k, v in scored.stats.as_dict().items()}},
         files=[workspace.metrics / "test.json"], texts={"best_instruction.txt": best["instruction"] + "\n"},

@@ -12,14 +12,16 @@ def report(workspace: Workspace = HERE) -> str:
     """A few lines on the run whose results are in ``workspace``."""
     test, opt = read_json(workspace.metrics / "test.json"), read_json(workspace.metrics / "optimize.json")
     seconds = ", ".join(f"{k.removeprefix('seconds_')} {v:.0f}s" for k, v in opt.items() if k.startswith("seconds_"))
+    reference = test.get("reference_instruction")
     lines = [
         (f"Best instruction for task {test['task']!r} ({test['metric']}, {opt['n_trials']} trials, "
          f"{opt['n_distinct_instructions']} distinct instructions):"),
         f"  {test['best_instruction']!r}",
         (f"  validation {test['best_val_score']:.3f} | test {test['best_test_score']:.3f} "
-         f"| empty instruction on test {test['empty_instruction_test_score']:.3f} (n={test['n_test']})"),
-        *(f"  {line}" for line in verdict(test["gain_over_empty"], test["gain_low"], test["gain_high"],
-                                           test["n_test"]).splitlines()),
+         f"| empty instruction on test {test['empty_instruction_test_score']:.3f}"
+         + (f" | reference on test {test['reference_test_score']:.3f}" if reference else "")
+         + f" (n={test['n_test']})"),
+        *(f"  {line}" for line in in_words(test)),
         "Top candidates (validation -> test):",
         *(f"  {r['val_score']:.3f} -> {r['test_score']:.3f}  {r['instruction']!r}" for r in test["top"]),
         (f"Time: {seconds}; black-box calls: this run {opt['blackbox_calls_this_run']}, the study "
@@ -36,15 +38,27 @@ WHAT_TO_TRY = ("Try more instructions (bo.n_instructions), a larger generator (g
                "metric (data.metric).")
 
 
-def verdict(gain: float, low: float, high: float, n: int) -> str:
-    """In words: whether the found instruction beats no instruction on the ``n`` test examples,
-    by how much, with the 95% interval of the gain; what to try when it does not."""
+def in_words(test: dict) -> list[str]:
+    """What metrics/test.json says of the found instruction against no instruction and against the
+    reference (if the run had one), and what to try when it beats neither for certain."""
+    verdicts = [verdict(test["gain_over_empty"], test["gain_low"], test["gain_high"], "no instruction")]
+    lines = [f"On {test['n_test']} held-out test examples it {verdicts[0][1]}."]
+    if reference := test.get("reference_instruction"):
+        verdicts.append(verdict(test["gain_over_reference"], test["reference_gain_low"], test["reference_gain_high"],
+                                f"the reference instruction {reference!r}"))
+        lines.append(f"It {verdicts[1][1]}.")
+    return lines + ([] if all(beaten for beaten, _ in verdicts) else [WHAT_TO_TRY])
+
+
+def verdict(gain: float, low: float, high: float, against: str) -> tuple[bool, str]:
+    """Whether the found instruction beats ``against`` on the test examples (the 95% interval of
+    the paired gain above 0), and a predicate saying so with the gain and its interval."""
     figures = f"{gain:+.3f}, 95% interval {low:+.3f} to {high:+.3f}"
     if low > 0:
-        return f"On {n} held-out test examples it beats no instruction by {gain:.3f} ({figures})."
+        return True, f"beats {against} by {gain:.3f} ({figures})"
     if high < 0:
-        return f"On {n} held-out test examples it scores below no instruction ({figures}).\n{WHAT_TO_TRY}"
-    return f"On {n} held-out test examples it is not shown better than no instruction ({figures}).\n{WHAT_TO_TRY}"
+        return False, f"scores below {against} ({figures})"
+    return False, f"is not shown better than {against} ({figures})"
 
 
 def runs_page(workspace: Workspace, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:

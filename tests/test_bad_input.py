@@ -91,6 +91,7 @@ CASES = [
     ("negative price", lambda t: ["run", "--set", "budget.prices={m: [-1, 2]}"], "budget.prices.m"),
     ("price not a pair", lambda t: ["run", "--set", "budget.prices={m: [1]}"], "budget.prices.m"),
     ("blank experiment name", lambda t: ["run", "--set", "tracking.experiment=' '"], "tracking.experiment"),
+    ("blank reference instruction", lambda t: ["run", "--set", "eval.reference=' '"], "eval.reference"),
     ("override into a value", lambda t: ["run", "--set", "data.task.name=x"], "'task' is a value"),
     ("dry-run with a bad key", lambda t: ["dry-run", "--set", "bo.n_trails=5"], "bo.n_trails"),
     # model folders

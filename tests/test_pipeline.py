@@ -12,6 +12,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from components.builtin_tasks import REFERENCES
 from flows.evaluate import evaluate_test
 from flows.optimize import optimize
 from flows.prepare import prepare
@@ -56,6 +57,10 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_api):
     gain = result["best_test_score"] - result["empty_instruction_test_score"]  # per example, with an interval:
     assert result["gain_over_empty"] == pytest.approx(gain)
     assert result["gain_low"] <= result["gain_over_empty"] <= result["gain_high"]
+    assert result["reference_instruction"] == REFERENCES["first_letter"]  # a built-in task's own reference
+    gain = result["best_test_score"] - result["reference_test_score"]
+    assert result["gain_over_reference"] == pytest.approx(gain)
+    assert result["reference_gain_low"] <= result["gain_over_reference"] <= result["reference_gain_high"]
     assert json.loads((workdir / "metrics/test.json").read_text())["mlflow_run_id"] == run_id
 
     client = MlflowClient(HERE.tracking_uri())
@@ -64,7 +69,8 @@ def test_pipeline_end_to_end_and_resume(workdir, prefect_api):
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
     assert run.data.params["bo.sampler"] == "instructzero" and run.data.params["data.task"] == "first_letter"
-    assert run.data.tags["data_version"] and {"test_score", "gain_over_empty", "gain_low"} <= set(run.data.metrics)
+    assert run.data.tags["data_version"] and {"test_score", "gain_over_empty", "gain_low", "gain_over_reference",
+                                                               "reference_test_score"} <= set(run.data.metrics)
     test_md5 = hashlib.md5((workdir / "data/prepared/test.jsonl").read_bytes()).hexdigest()
     assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == [  # the splits, once though resumed,
         "first_letter-exemplars", "first_letter-test", f"first_letter-test-{test_md5[:8]}",  # the evaluation's
