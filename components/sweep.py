@@ -39,14 +39,16 @@ def grid(tasks: Sequence[str], models: Sequence[str | None], seeds: Sequence[int
 
 def summary(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown table: per task and model, the test score's mean +- std over seeds (and the
-    empty instruction's), with the runs that failed."""
-    lines = ["| task | black-box model | seeds | test score | empty instruction | failed runs |",
-             "|---|---|---|---|---|---|"]
+    empty instruction's and the reference's, "-" where a run had none), with the runs that failed."""
+    lines = ["| task | black-box model | seeds | test score | empty instruction | reference | failed runs |",
+             "|---|---|---|---|---|---|---|"]
     for task, model in dict.fromkeys((r["task"], r["model"]) for r in rows):
         runs = [r for r in rows if (r["task"], r["model"]) == (task, model)]
         done = [r for r in runs if r.get("test") is not None]
         lines.append(f"| {task} | {model} | {len(runs)} | {_mean_std([r['test'] for r in done])} | "
-                     f"{_mean_std([r['empty'] for r in done])} | {len(runs) - len(done)} |")
+                     f"{_mean_std([r['empty'] for r in done])} | "
+                     f"{_mean_std([r['reference'] for r in done if r.get('reference') is not None])} | "
+                     f"{len(runs) - len(done)} |")
     return "\n".join(lines)
 
 

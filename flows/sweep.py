@@ -103,5 +103,6 @@ def _row(cell: Cell, workspace: Path, state: State | None) -> dict[str, Any]:
     error = None if result else "no test score written" if completed else failure(state)
     return {"task": cell.task, "model": cell.model or "default", "seed": cell.seed, "workspace": str(workspace),
             "test": result.get("best_test_score"), "empty": result.get("empty_instruction_test_score"),
+            "reference": result.get("reference_test_score"),
             "instruction": result.get("best_instruction"), "error": error}
 

@@ -31,11 +31,13 @@ def test_the_grid_names_every_cell_by_task_model_and_seed():
 
 
 def test_the_summary_gives_mean_and_spread_per_task_and_model_and_counts_failures():
-    rows = [{"task": "parity", "model": "m", "seed": 0, "test": 0.5, "empty": 0.1},
-            {"task": "parity", "model": "m", "seed": 1, "test": 0.7, "empty": 0.1},
-            {"task": "parity", "model": "m", "seed": 2, "test": None, "empty": None}]
+    rows = [{"task": "parity", "model": "m", "seed": 0, "test": 0.5, "empty": 0.1, "reference": 0.2},
+            {"task": "parity", "model": "m", "seed": 1, "test": 0.7, "empty": 0.1, "reference": 0.4},
+            {"task": "parity", "model": "m", "seed": 2, "test": None, "empty": None, "reference": None},
+            {"task": "sentiment", "model": "m", "seed": 0, "test": 0.5, "empty": 0.0, "reference": None}]
     table = summary(rows)
-    assert "| parity | m | 3 | 0.600 +- 0.141 | 0.100 +- 0.000 | 1 |" in table
+    assert "| parity | m | 3 | 0.600 +- 0.141 | 0.100 +- 0.000 | 0.300 +- 0.141 | 1 |" in table
+    assert "| sentiment | m | 1 | 0.500 | 0.000 | - | 0 |" in table  # no reference: none shown
 
 
 @pytest.mark.slow
@@ -62,6 +64,7 @@ def test_a_sweep_runs_every_cell_on_the_pool_within_one_shared_rate_limit(tmp_pa
     rows = json.loads((project / "sweeps/t/summary.json").read_text())
     assert {(r["task"], r["seed"]) for r in rows} == {("parity", 0), ("parity", 1)}
     assert all(r["test"] is not None and Path(r["workspace"], "metrics/test.json").exists() for r in rows)
+    assert all(r["reference"] is not None for r in rows)  # parity, built in, has its reference
     assert (project / "sweeps/t/summary.png").exists() and "| parity | default | 2 |" in \
         (project / "sweeps/t/summary.md").read_text()
     assert sorted(r.info.run_name for r in runs)[-1] == "sweep-t" and len(runs) == 3  # 2 runs and the summary
