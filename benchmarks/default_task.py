@@ -28,8 +28,8 @@ from typing import Any
 from benchmarks.tasks import RESULTS, ROOT
 from tasks.files import read_json, write_json
 
-CANDIDATES = ("first_letter:contains", "word_sentiment:exact_match", "word_sentiment:contains", "parity:contains",
-              "larger_number:contains")
+CANDIDATES = ("first_letter:contains", "word_sentiment:exact_match", "word_sentiment:contains", "parity:exact_match",
+              "parity:contains", "larger_number:contains")
 
 
 def run_one(candidate: str, seed: int, workspace: Path) -> dict:
