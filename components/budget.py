@@ -90,17 +90,18 @@ class Plan:
 
 
 def plan_run(
-    validation: Sequence[Example], test: Sequence[Example], n_instructions: int, top_k: int, max_tokens: int,
-    instruction_tokens: int, price: tuple[float, float] | None,
+    validation: Sequence[Example], test: Sequence[Example], n_instructions: int, test_instructions: int,
+    max_tokens: int, instruction_tokens: int, price: tuple[float, float] | None,
 ) -> Plan:
-    """Upper bounds of a run's calls, tokens and cost (duplicates and cache hits only lower them)."""
+    """Upper bounds of a run's calls, tokens and cost (duplicates and cache hits only lower them),
+    ``test_instructions`` of them scored on the test set."""
     filler = "x" * (instruction_tokens * CHARS_PER_TOKEN)
 
     def prompt_tokens(examples: Sequence[Example]) -> int:
         return sum(len(zero_shot_prompt(filler, e.input)) for e in examples) // CHARS_PER_TOKEN
 
-    val_calls, test_calls = n_instructions * len(validation), (top_k + 1) * len(test)
-    prompt = n_instructions * prompt_tokens(validation) + (top_k + 1) * prompt_tokens(test)
+    val_calls, test_calls = n_instructions * len(validation), test_instructions * len(test)
+    prompt = n_instructions * prompt_tokens(validation) + test_instructions * prompt_tokens(test)
     completion = (val_calls + test_calls) * max_tokens
     spend = None if price is None else cost(CallStats(prompt_tokens=prompt, completion_tokens=completion), price)
     return Plan(val_calls, test_calls, prompt, completion, spend)

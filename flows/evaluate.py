@@ -7,13 +7,12 @@ import os
 from prefect import flow, get_run_logger
 
 from components.blackbox import ZERO_SHOT
-from components.builtin_tasks import REFERENCES
 from components.data import Split
 from components.errors import BlackBoxError, ConfigError
 from components.params import Params
 from components.progress import ProgressLog
 from components.stats import paired_bootstrap
-from flows.settings import HERE, Workspace, load_params, local_model
+from flows.settings import HERE, Workspace, load_params, local_model, reference_instruction
 from tasks.blackbox import open_blackbox, score_instructions
 from tasks.data import read_split, split_digest
 from tasks.files import read_json, write_json
@@ -46,7 +45,7 @@ def _score_and_register(
 ) -> dict:
     """Score the candidates, the empty instruction and the reference, register the best (its
     scoring an MLflow evaluation on the run), close the MLflow run."""
-    reference = params.eval.reference or (REFERENCES.get(params.data.task) if params.data.source == "builtin" else None)
+    reference = reference_instruction(params)
     baselines = [EMPTY, reference] if reference else [EMPTY]
     instructions = list(dict.fromkeys([c["instruction"] for c in candidates] + baselines))
     with open_blackbox(params.blackbox, os.environ.get("OPENAI_API_KEY"), local_model(params),

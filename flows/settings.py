@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from components.budget import price_for
+from components.builtin_tasks import REFERENCES
 from components.errors import ConfigError
 from components.params import Params, apply_overrides, parse_params
 from tasks.files import write_atomic
@@ -179,6 +180,14 @@ def study_name(params: Params) -> str:
     keys["blackbox"] = {k: keys["blackbox"][k] for k in ("base_url", "model", "max_tokens")}
     digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
     return f"{params.data.task}-{params.bo.sampler}-{digest}"
+
+
+def reference_instruction(params: Params) -> str | None:
+    """The instruction the found one is compared with on the test set: ``eval.reference``, else a
+    built-in task's own reference; None for other tasks."""
+    if params.eval.reference:
+        return params.eval.reference
+    return REFERENCES.get(params.data.task) if params.data.source == "builtin" else None
 
 
 def local_model(params: Params) -> Path:

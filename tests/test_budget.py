@@ -52,7 +52,8 @@ def test_workers_keep_their_share_of_the_tail_even():
 
 def test_plan_is_an_upper_bound():
     val, test = [Example("abcd", ("a",))] * 4, [Example("abcd", ("a",))] * 10
-    plan = plan_run(val, test, n_instructions=5, top_k=2, max_tokens=8, instruction_tokens=10, price=(1.0, 2.0))
+    plan = plan_run(val, test, n_instructions=5, test_instructions=3, max_tokens=8, instruction_tokens=10,
+                    price=(1.0, 2.0))
     assert (plan.validation_calls, plan.test_calls, plan.calls) == (20, 30, 50)
     assert plan.completion_tokens == 50 * 8 and plan.prompt_tokens > 50 * 10
     assert plan.cost == pytest.approx((plan.prompt_tokens + 2 * plan.completion_tokens) / 1e6)
@@ -72,4 +73,5 @@ def test_dry_run_prints_the_plan(monkeypatch):
 
     monkeypatch.chdir(ROOT)
     text = dry_run()
-    assert "At most 800 calls: 400 validation (20 distinct instructions" in text and "Budget limits: none" in text
+    assert "At most 900 calls: 400 validation (20 distinct instructions" in text and "Budget limits: none" in text
+    assert "+ 500 test (3 best + the empty instruction and the reference x 100 examples)" in text.replace("\n", " ")

@@ -102,7 +102,7 @@ def test_cli_lists_tasks_and_plans(workdir, capsys):
     assert "builtin/first_letter" in names and "instruction_induction/sentiment" in names
     assert main(["dry-run", "--set", "bo.n_instructions=10"]) == OK
     plan = capsys.readouterr().out.replace("\n", " ")
-    assert "At most 74 calls: 50 validation (10 distinct instructions x 5 examples" in plan
+    assert "At most 80 calls: 50 validation (10 distinct instructions x 5 examples" in plan
 
 
 def test_the_instructzero_command_is_installed_and_is_the_cli():
