@@ -9,6 +9,10 @@ server, cold cache and MLflow store), as `make run` runs the default. Results go
 params.yaml) and a table to default_task.md. A seed counts as a win over a baseline when the 95%
 paired bootstrap interval of the gain on the test examples lies above 0 (metrics/test.json).
 
+The rule for the choice, fixed before the runs: of the candidates whose mean wall time is at most
+1.5 times first_letter's, the one that beats the empty instruction in the most seeds (at least 4
+of 5); a tie goes to the larger mean gain over it. With none at 4 of 5, the default stays.
+
     .venv/bin/python -m benchmarks.default_task --seeds 0 1 2 3 4
 """
 
