@@ -62,8 +62,9 @@ HANDWRITTEN: dict[str, str] = {
 HEADROOM = 0.10
 
 # The task split (docs/README.md, "Task split", written 2026-12-07 before any run on it): knobs and
-# defaults are chosen on SELECTION only, CONFIRMATION reports them. SELECTION holds every task a
-# committed measurement had used before that date, and the other tasks with headroom.
+# defaults are chosen on the selection set only, the confirmation set (confirmation_tasks) reports
+# them. The selection set holds USED_FOR_CHOICES, the tasks a committed measurement had used
+# before that date, and the other tasks with headroom.
 USED_FOR_CHOICES = ("first_letter", "word_sentiment", "antonyms", "first_word_letter", "larger_animal", "negation",
                     "sentiment", "singular_to_plural", "causal_judgment", "implicatures", "navigate")
 CONFIRMATION_SIZE = 6
