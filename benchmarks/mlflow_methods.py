@@ -130,4 +130,5 @@ def cold_blackbox(blackbox: BlackBox, cache: Path) -> BlackBox:
 def score_prompt(blackbox: BlackBox, prompt: PromptVersion, examples: tuple[Example, ...], metric: str) -> float:
     """The mean score of ``prompt`` (formatted with each input) on ``examples``."""
     done = blackbox.complete([str(prompt.format(input=e.input)) for e in examples])
-    return sum(score(a or "", e.outputs, metric) for a, e in zip(done.answers, examples, strict=True)) / len(examples)
+    scores = [score(a or "", e.outputs, metric, e.choices) for a, e in zip(done.answers, examples, strict=True)]
+    return sum(scores) / len(examples)

@@ -382,6 +382,6 @@ def evaluate_instructions(
             results.append(None)
             continue
         texts = tuple(o or "" for o in outs)
-        scores = tuple(score(o, e.outputs, metric) for o, e in zip(texts, examples, strict=True))
+        scores = tuple(score(o, e.outputs, metric, e.choices) for o, e in zip(texts, examples, strict=True))
         results.append(Evaluation(instruction, texts, scores))
     return Scored(results, done.stats, done.last_error)

@@ -51,7 +51,7 @@ def _first_letter(rng: random.Random) -> Example:
 
 def _larger_number(rng: random.Random) -> Example:
     a, b = rng.sample(range(1, 1000), 2)
-    return Example(f"{a}, {b}", (str(max(a, b)),))
+    return Example(f"{a}, {b}", (str(max(a, b)),), (str(a), str(b)))
 
 
 def _spell_out(rng: random.Random) -> Example:

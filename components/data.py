@@ -20,17 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import TaskDataError
+from components.metrics import label_set
 
 
 @dataclass(frozen=True)
 class Example:
-    """One input with its accepted answers; ``outputs[0]`` is the one shown in exemplars."""
+    """One input with its accepted answers; ``outputs[0]`` is the one shown in exemplars.
+    ``choices``, when there are any, are the answers it lets one pick from (right and wrong):
+    ``contains`` refuses a prediction naming a wrong one."""
 
     input: str
     outputs: tuple[str, ...]
+    choices: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"input": self.input, "outputs": list(self.outputs)}
+        row: dict[str, Any] = {"input": self.input, "outputs": list(self.outputs)}
+        return row | {"choices": list(self.choices)} if self.choices else row
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Example:
+        return cls(row["input"], tuple(row["outputs"]), tuple(row.get("choices", ())))
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,7 @@ def _instruction_induction_example(row: dict[str, Any], index: int, where: str) 
     if "cause" in row and "effect" in row:
         cause, effect = _text(row["cause"], where, "cause"), _text(row["effect"], where, "effect")
         first, second = (cause, effect) if index % 2 == 0 else (effect, cause)
-        return Example(f"Sentence 1: {first} Sentence 2: {second}", (cause,))
+        return Example(f"Sentence 1: {first} Sentence 2: {second}", (cause,), (cause, effect))
     if "items" in row:
         items = row["items"]
         if not isinstance(items, list) or not items:
@@ -143,19 +152,20 @@ def parse_bigbench(text: str, source: str) -> tuple[Example, ...]:
         if not isinstance(row, dict) or "input" not in row:
             raise TaskDataError(f"{where}: row needs 'input'")
         question = _text(row["input"], where, "input")
+        choices: tuple[str, ...] = ()
         if "target_scores" in row:
             scores = row["target_scores"]
             if not isinstance(scores, dict) or not scores:
                 raise TaskDataError(f"{where}: 'target_scores' must be a non-empty object")
             best = max(scores.values())
-            answers = tuple(choice for choice, s in scores.items() if s == best)
+            answers, choices = tuple(choice for choice, s in scores.items() if s == best), tuple(scores)
             if show_choices:
                 question = f"{question}\nOptions: {', '.join(scores)}"
         elif "target" in row:
             answers = _answers(row["target"], where, "target")
         else:
             raise TaskDataError(f"{where}: row needs 'target' or 'target_scores'")
-        examples.append(Example(question, answers))
+        examples.append(Example(question, answers, choices))
     return tuple(examples)
 
 
@@ -205,14 +215,17 @@ def split_task(
 ) -> Split:
     """Split reproducibly: exemplars and validation from the pool, test from the task's own
     test set when it has one, otherwise from the rest of the pool. A repeated input counts once
-    (its answers merged) and the test set never shares an input with the others. A pool too
+    (its answers merged) and the test set never shares an input with the others. When the
+    task's answers form a label set (``label_set``), examples without choices get the labels as
+    theirs. A pool too
     small for ``n_validation`` gives what is left after the exemplars (and one test example), as
     the paper's code does (``len(split.validation)`` says how many).
 
     Raises:
         TaskDataError: when the pool leaves no validation example at all.
     """
-    pool = _distinct(task.pool)
+    labels = label_set([e.outputs[0] for e in task.pool + task.test])
+    pool, test = _distinct(task.pool, labels), _distinct(task.test, labels)
     random.Random(seed).shuffle(pool)
     held_out = 0 if task.test else 1  # a test example from the pool when the task has no test set
     n_validation = min(n_validation, len(pool) - n_exemplars - held_out)
@@ -223,7 +236,7 @@ def split_task(
         )
     exemplars, validation = pool[:n_exemplars], pool[n_exemplars : n_exemplars + n_validation]
     seen = {e.input for e in exemplars + validation}
-    rest = [e for e in _distinct(task.test) if e.input not in seen] if task.test else pool[n_exemplars + n_validation :]
+    rest = [e for e in test if e.input not in seen] if task.test else pool[n_exemplars + n_validation :]
     if not rest:
         raise TaskDataError(f"task {task.name!r}: every test example is also an exemplar or validation example")
     n_duplicates = len(task.pool) - len(pool) + len(task.test) - (len(rest) if task.test else 0)
@@ -232,9 +245,12 @@ def split_task(
     return Split(tuple(exemplars), tuple(validation), tuple(rest), n_duplicates)
 
 
-def _distinct(examples: tuple[Example, ...]) -> list[Example]:
-    """One example per input, in first-seen order; a repeated input's answers are merged."""
-    answers: dict[str, tuple[str, ...]] = {}
+def _distinct(examples: tuple[Example, ...], labels: tuple[str, ...]) -> list[Example]:
+    """One example per input, in first-seen order; a repeated input's answers and choices are
+    merged, and ``labels`` are the choices of an example that has none."""
+    merged: dict[str, Example] = {}
     for e in examples:
-        answers[e.input] = tuple(dict.fromkeys(answers.get(e.input, ()) + e.outputs))
-    return [Example(text, outputs) for text, outputs in answers.items()]
+        seen = merged.get(e.input, Example(e.input, ()))
+        merged[e.input] = Example(e.input, tuple(dict.fromkeys(seen.outputs + e.outputs)),
+                                  tuple(dict.fromkeys(seen.choices + e.choices)))
+    return [Example(e.input, e.outputs, e.choices or labels) for e in merged.values()]

@@ -13,20 +13,12 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from components.data import Example
-from components.metrics import contains, normalize
-
-MAX_LABEL_WORDS = 3
+from components.metrics import contains, label_set
 
 
 def answer_labels(exemplars: Sequence[Example]) -> tuple[str, ...]:
-    """The exemplars' answers if they form a label set (each at most ``MAX_LABEL_WORDS`` words
-    and more than one character, at most two distinct per three exemplars), else none. (A single
-    letter such as "a" would be found in any instruction; one repeat among open-ended answers,
-    such as the numbers of Instruction Induction's diff, is chance, not a label set.)"""
-    answers = [e.outputs[0].strip() for e in exemplars]
-    short = all(0 < len(a.split()) <= MAX_LABEL_WORDS and len(normalize(a).strip()) > 1 for a in answers)
-    repeated = 3 * len({normalize(a) for a in answers}) <= 2 * len(answers)
-    return tuple(dict.fromkeys(answers)) if answers and short and repeated else ()
+    """The exemplars' answers if they form a label set (``label_set``), else none."""
+    return label_set([e.outputs[0] for e in exemplars])
 
 
 def names_an_answer(instruction: str, labels: Iterable[str]) -> bool:

@@ -258,8 +258,8 @@ def main() -> None:
             features["emb"] = pca_unit(embeddings(distinct), args.pca)
         split = split_task(load(task), 5, args.n_val, 1, 0)
         labels, metric = answer_labels(split.exemplars), metric_for_task(task)
-        examples = [[score(o, e.outputs, metric) for o, e in zip(pool["scored"][v]["outputs"], split.validation,
-                                                                   strict=True)]
+        examples = [[score(o, e.outputs, metric, e.choices)
+                     for o, e in zip(pool["scored"][v]["outputs"], split.validation, strict=True)]
                     if v in pool["scored"] else [0.0] * args.n_val for v in distinct]
         chosen: dict[str, list[int]] = {p: [] for p in args.policies}
         for r in range(args.replays):

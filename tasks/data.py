@@ -78,7 +78,7 @@ def read_split(out_dir: Path) -> tuple[Split, str]:
     """The split written by :func:`split_and_write` and its metric."""
     def rows(name: str) -> tuple[Example, ...]:
         lines = (out_dir / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
-        return tuple(Example(r["input"], tuple(r["outputs"])) for r in map(json.loads, lines))
+        return tuple(Example.from_json(r) for r in map(json.loads, lines))
 
     meta = json.loads((out_dir / "task.json").read_text(encoding="utf-8"))
     return Split(rows("exemplars"), rows("validation"), rows("test")), meta["metric"]

@@ -70,7 +70,8 @@ def start_run(
 DATASET_CONTEXT = "mlflow.data.context"  # read by the MLflow UI
 SPLIT_SCHEMA = json.dumps({"mlflow_colspec": [
     {"type": "string", "name": "input", "required": True},
-    {"type": "array", "items": {"type": "string"}, "name": "outputs", "required": True}]})
+    {"type": "array", "items": {"type": "string"}, "name": "outputs", "required": True},
+    {"type": "array", "items": {"type": "string"}, "name": "choices", "required": False}]})
 
 
 def _md5(data: bytes) -> str:
@@ -95,10 +96,11 @@ def log_splits(tracking_uri: str, run_id: str, prepared: Path, task_name: str) -
 
 def task_scorer(metric: str) -> Scorer:
     """The task's metric as an MLflow scorer: the output against the expected response (one
-    accepted answer, or a list of them)."""
+    accepted answer, or a list of them) and the example's ``choices``, when it has any."""
     def scored(outputs: Any, expectations: dict[str, Any]) -> float:
         answers = expectations["expected_response"]
-        return score(str(outputs), answers if isinstance(answers, list) else [answers], metric)
+        return score(str(outputs), answers if isinstance(answers, list) else [answers], metric,
+                     expectations.get("choices", ()))
 
     return scorer(scored, name=metric)
 
@@ -130,7 +132,7 @@ def log_test_evaluation(tracking_uri: str, run_id: str, prompt_uri: str, metric:
     """The registered prompt's test-set scoring as an MLflow GenAI evaluation on the run (the
     UI's Evaluation runs), the prompt version linked to the run. The test split is an MLflow
     evaluation dataset (the UI's Datasets), ``<task>-test-<md5 of test_file>`` (made once, its
-    records the inputs and accepted answers); the evaluation has a trace per example with its
+    records the inputs, accepted answers and choices); the evaluation has a trace per example with its
     input, the black box's answer and the accepted answers, judged by the task's metric as a
     scorer (the run's ``<metric>/mean``). Nothing is asked of the black box: predict_fn returns
     the answers scored. MLflow's console summary and progress bar stay out of the run's output."""
@@ -145,8 +147,9 @@ def log_test_evaluation(tracking_uri: str, run_id: str, prompt_uri: str, metric:
         except MlflowException:
             dataset = mlflow.genai.datasets.create_dataset(
                 name=name, experiment_id=client.get_run(run_id).info.experiment_id)
-            dataset.merge_records([{"inputs": {"input": e.input},
-                                    "expectations": {"expected_response": list(e.outputs)}} for e in examples])
+            dataset.merge_records([{"inputs": {"input": e.input}, "expectations": {
+                "expected_response": list(e.outputs)} | ({"choices": list(e.choices)} if e.choices else {})}
+                for e in examples])
         with mlflow.start_run(run_id=run_id), redirect_stdout(quiet), redirect_stderr(quiet):
             mlflow.genai.evaluate(data=dataset, predict_fn=lambda input: answers[input],  # noqa: A006
                                   scorers=[task_scorer(metric)])  # (``input``: the records' key)

@@ -51,6 +51,16 @@ def test_answers_in_sentences_score_0_under_exact_match(tmp_path):
     assert evaluation.scores == (0.0, 0.0) and evaluation.outputs == ("The sentiment is positive.",) * 2
 
 
+def test_under_contains_an_answer_naming_every_choice_scores_0(tmp_path):
+    labels = ("positive", "negative")
+    examples = (Example("good film", ("positive",), labels), Example("dull", ("negative",), labels))
+    answers = {"Classify it.": "It is positive.", "Hedge.": "Positive or negative."}
+    with stub_server(lambda prompt: answers[prompt.split("\n")[0].removeprefix("Instruction: ")]) as server:
+        scored = evaluate_instructions(_blackbox(server.base_url, ResponseCache(tmp_path / "c.db")),
+                                       list(answers), examples, "contains")
+    assert [e.scores for e in scored.evaluations] == [(1.0, 0.0), (0.0, 0.0)]
+
+
 def test_concurrent_completions_each_report_their_own_cost(tmp_path):
     def slow(prompt: str) -> str:
         time.sleep(0.05)  # both batches in flight at once

@@ -76,6 +76,7 @@ def test_instruction_induction_sentiment_from_shared_data():
 def test_instruction_induction_special_formats():
     cause = parse_instruction_induction(read_text(str(II / "execute/cause_and_effect.json")), "c")
     assert cause[0].input.startswith("Sentence 1: ") and cause[0].outputs[0] in cause[0].input
+    assert cause[0].choices[0] == cause[0].outputs[0] and cause[0].choices[1] in cause[0].input  # cause, effect
     concept = parse_instruction_induction(read_text(str(II / "execute/common_concept.json")), "c")
     assert len(concept[0].outputs) >= 1 and ", " in concept[0].input
     translation = parse_instruction_induction(read_text(str(II / "execute/translation_en-de.json")), "t")
@@ -85,7 +86,16 @@ def test_instruction_induction_special_formats():
 def test_bigbench_multiple_choice_answers():
     path = SHARED / "bigbench-ii" / "snarks" / "task.json"
     examples = parse_bigbench(read_text(str(path)), str(path))
-    assert examples[0].outputs == ("(b)",)
+    assert examples[0].outputs == ("(b)",) and examples[0].choices == ("(a)", "(b)")
+
+
+def test_a_label_task_gives_its_examples_the_labels_as_choices_and_they_survive_the_files():
+    pool = tuple(Example(f"w{i}", ("positive" if i % 3 else "negative",)) for i in range(30))
+    split = split_task(TaskData("t", pool, (Example("w0", ("negative",)), Example("w99", ("positive",)))), 5, 10, 5, 0)
+    assert {e.choices for e in split.exemplars + split.validation + split.test} == {("negative", "positive")}
+    assert all(Example.from_json(e.to_json()) == e for e in split.validation)
+    assert all(not e.choices for e in split_task(_task(100), 5, 20, 50, seed=3).test)  # open-ended answers
+    assert "choices" not in _task(1).pool[0].to_json()  # (a file without choices is as before)
 
 
 @pytest.mark.parametrize(
@@ -147,6 +157,8 @@ def test_builtin_tasks_are_deterministic_and_consistent(name):
 def test_builtin_answers_are_right():
     assert all(e.outputs[0] == ("even" if int(e.input) % 2 == 0 else "odd") for e in builtin_task("parity").pool)
     assert all(e.outputs[0] == e.input[0] for e in builtin_task("first_letter").pool)
+    assert all(e.outputs[0] == max(e.choices, key=int) and ", ".join(e.choices) == e.input
+               for e in builtin_task("larger_number").pool)
     sentiment = builtin_task("word_sentiment").pool
     labels = {e.input: e.outputs[0] for e in sentiment}
     assert labels["willingness"] == "positive" and labels["humiliation"] == "negative"

@@ -1,6 +1,6 @@
 import pytest
 
-from components.metrics import contains, exact_match, exact_set, f1, metric_for_task, normalize, score
+from components.metrics import contains, exact_match, exact_set, f1, label_set, metric_for_task, normalize, score
 
 
 def test_normalize_is_the_papers():
@@ -49,6 +49,28 @@ def test_score_takes_best_accepted_answer_and_rejects_unknown_metric():
     assert score("x", [], "exact_match") == 0.0
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
         score("x", ["x"], "bleu")
+
+
+def test_contains_refuses_an_answer_that_also_names_a_wrong_choice():
+    labels = ("positive", "negative")
+    assert score("Positive or negative.", ["positive"], "contains", labels) == 0.0  # the hedge
+    assert score("The word is positive.", ["positive"], "contains", labels) == 1.0
+    assert score("Output: 903, 428", ["903"], "contains", ("903", "428")) == 0.0  # both numbers echoed
+    assert score("The larger is 903.", ["903"], "contains", ("903", "428")) == 1.0
+    assert score("nonnegative, so positive", ["positive"], "contains", labels) == 1.0  # whole words only
+    assert score("The answer is a", ["a"], "contains", ("a", "b")) == 1.0  # one letter: also an article
+    assert score("positive, not negative", ["positive", "negative"], "contains", labels) == 1.0  # both accepted
+    # the other metrics and a prediction without the answer are as before
+    assert score("Positive or negative.", ["positive"], "f1", labels) == 0.5
+    assert score("Negative.", ["positive"], "contains", labels) == 0.0
+
+
+def test_label_set_is_a_few_short_repeated_answers():
+    assert label_set(["even", "odd", "odd", "even"]) == ("even", "odd")
+    assert label_set(["a", "b", "a"]) == ()  # one letter
+    assert label_set([str(n % 12) + "0" for n in range(60)]) == ()  # more than ten distinct answers
+    assert label_set(["cats", "dogs", "mice"]) == ()  # every answer differs
+    assert label_set([]) == ()
 
 
 def test_paper_metric_per_task():

@@ -66,21 +66,24 @@ def test_the_registered_prompts_test_scoring_is_a_genai_evaluation_on_the_run(tm
     client = MlflowClient(uri, registry_uri=uri)
     run_id = client.create_run(client.create_experiment("e")).info.run_id
     registered = register_instruction.fn(uri, "demo", "Say it.\n{{input}}", 0.5, {"mlflow_run_id": run_id})
-    examples = [Example("a", ("yes",)), Example("b", ("no", "nope")), Example("c", ("yes",)), Example("d", ("no",))]
-    scored = Evaluation("Say it.", ("yes", "nope", "no", "yes"), (1.0, 1.0, 0.0, 0.0))
+    labels = ("yes", "no")  # (the hedge "yes or no" is refused where an example has them as its choices)
+    examples = [Example("a", ("yes",), labels), Example("b", ("no", "nope")), Example("c", ("yes",), labels),
+                Example("d", ("no",))]
+    scored = Evaluation("Say it.", ("yes or no", "nope", "no", "yes"), (0.0, 1.0, 0.0, 0.0))
     test_file = tmp_path / "test.jsonl"
     test_file.write_text("".join(json.dumps(e.to_json()) + "\n" for e in examples))
     for _ in range(2):  # (evaluated again: the same dataset)
         log_test_evaluation.fn(uri, run_id, f"prompts:/{registered['prompt']}/{registered['version']}",
-                               "exact_match", "demo", test_file, examples, scored)
+                               "contains", "demo", test_file, examples, scored)
     run = client.get_run(run_id)
-    assert run.data.metrics["exact_match/mean"] == scored.mean == 0.5
+    assert run.data.metrics["contains/mean"] == scored.mean == 0.25
     assert run.data.tags["mlflow.runType"] == "genai_evaluate"
     assert json.loads(run.data.tags["mlflow.linkedPrompts"]) == [{"name": "instructzero-demo", "version": "1"}]
     traces = client.search_traces(locations=[run.info.experiment_id], run_id=run_id)
     judged = {t.data.request: ({a.name: a.value for a in t.info.assessments}, t.data.response) for t in traces}
     assert judged == {json.dumps({"input": e.input}): (
-        {"exact_match": s, "expected_response": list(e.outputs)}, json.dumps(answer))
+        {"contains": s, "expected_response": list(e.outputs)} | ({"choices": list(e.choices)} if e.choices else {}),
+        json.dumps(answer))
         for e, answer, s in zip(examples, scored.outputs, scored.scores, strict=True)}
     assert len(traces) == 8
     assert capsys.readouterr().out == ""  # (MLflow's summary and progress bar are not the run's output)
