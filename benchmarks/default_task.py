@@ -33,7 +33,7 @@ from benchmarks.tasks import RESULTS, ROOT
 from tasks.files import read_json, write_json
 
 CANDIDATES = ("first_letter:contains", "word_sentiment:exact_match", "word_sentiment:contains", "parity:exact_match",
-              "parity:contains", "larger_number:contains")
+              "parity:contains", "larger_number:contains", "back_to_start:exact_match", "back_to_start:contains")
 
 
 def run_one(candidate: str, seed: int, workspace: Path) -> dict:

@@ -2,7 +2,9 @@
 
 Words come from the ``english-words`` package (its GCIDE list), word sentiment from the AFINN
 lexicon in the ``afinn`` package (words rated -5..+5; |rating| >= 2, drawn half positive, half
-negative); numbers from a seeded RNG. The same name always gives the same examples.
+negative); numbers and walks from a seeded RNG (``back_to_start`` is written after BIG-bench's
+``navigate``: does a walk end where it began? "True" or "False", half each). The same name always
+gives the same examples.
 """
 
 from __future__ import annotations
@@ -59,12 +61,59 @@ def _spell_out(rng: random.Random) -> Example:
     return Example(word, (" ".join(word),))
 
 
+_STEPS = {"forward": (0, 1), "left": (-1, 0), "backward": (0, -1), "right": (1, 0)}  # quarter turns apart
+_TURNS = {"Turn left.": 1, "Turn around.": 2, "Turn right.": 3}  # quarter turns to the left
+
+
+def _take(n: int, way: str = "") -> str:
+    return f"Take {n} step{'s' if n > 1 else ''}{' ' + way if way else ''}."
+
+
+def _forward_walk(rng: random.Random, back: bool) -> str:
+    """Facing forward, 2-6 moves of 1-10 steps; a walk back to the start is random moves and the
+    moves that undo them, in random order."""
+    while True:
+        size = rng.randint(1, 4) if back else rng.randint(2, 6)
+        moves = [(rng.randint(1, 10), rng.choice(tuple(_STEPS))) for _ in range(size)]
+        x, y = (sum(n * _STEPS[way][i] for n, way in moves) for i in (0, 1))
+        if back:
+            moves += [(abs(x), "left" if x > 0 else "right")] * (x != 0)
+            moves += [(abs(y), "backward" if y > 0 else "forward")] * (y != 0)
+            rng.shuffle(moves)
+        if back or (x, y) != (0, 0):
+            return " ".join(["Always face forward.", *(_take(n, way) for n, way in moves)])
+
+
+def _turning_walk(rng: random.Random, back: bool) -> str:
+    """3-7 moves, steps ahead (at least two) and turns, drawn until the walk ends at the start
+    or not, as asked."""
+    while True:
+        x = y = heading = 0
+        moves: list[str] = []
+        for _ in range(rng.randint(3, 7)):
+            if rng.random() < 0.4:
+                turn = rng.choice(tuple(_TURNS))
+                heading, moves = (heading + _TURNS[turn]) % 4, [*moves, turn]
+            else:
+                n, (dx, dy) = rng.randint(1, 10), list(_STEPS.values())[heading]
+                x, y, moves = x + n * dx, y + n * dy, [*moves, _take(n)]
+        if sum(m.startswith("Take") for m in moves) >= 2 and ((x, y) == (0, 0)) == back:
+            return " ".join(moves)
+
+
+def _back_to_start(rng: random.Random) -> Example:
+    back = rng.random() < 0.5
+    walk = (_forward_walk if rng.random() < 0.5 else _turning_walk)(rng, back)
+    return Example(walk, (str(back),))
+
+
 _MAKERS: dict[str, Callable[[random.Random], Example]] = {
     "parity": _parity,
     "first_letter": _first_letter,
     "larger_number": _larger_number,
     "spell_out": _spell_out,
     "word_sentiment": _word_sentiment,
+    "back_to_start": _back_to_start,
 }
 
 BUILTIN_TASKS: tuple[str, ...] = tuple(_MAKERS)
@@ -77,6 +126,7 @@ REFERENCES: dict[str, str] = {
     "larger_number": "Write the larger of the two numbers.",
     "spell_out": "Write the letters of the word separated by spaces.",
     "word_sentiment": "Is the sentiment of the word positive or negative?",
+    "back_to_start": "Do these moves end where they began? Answer True or False.",
 }
 
 

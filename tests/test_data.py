@@ -159,12 +159,30 @@ def test_builtin_answers_are_right():
     assert all(e.outputs[0] == e.input[0] for e in builtin_task("first_letter").pool)
     assert all(e.outputs[0] == max(e.choices, key=int) and ", ".join(e.choices) == e.input
                for e in builtin_task("larger_number").pool)
+    walks = builtin_task("back_to_start").pool
+    assert all(e.outputs[0] == str(_ends_at_start(e.input)) for e in walks)
+    assert 0.4 < sum(e.outputs[0] == "True" for e in walks) / len(walks) < 0.6
     sentiment = builtin_task("word_sentiment").pool
     labels = {e.input: e.outputs[0] for e in sentiment}
     assert labels["willingness"] == "positive" and labels["humiliation"] == "negative"
     assert 0.4 < sum(label == "positive" for label in labels.values()) / len(labels) < 0.6  # no label to game
     with pytest.raises(ValueError, match="unknown built-in task 'nope'"):
         builtin_task("nope")
+
+
+def _ends_at_start(walk: str) -> bool:
+    """Follow a walk's sentences on a grid (turns to the left counted in quarter turns)."""
+    x = y = facing = 0
+    ways = {"forward": 0, "left": 1, "backward": 2, "right": 3}
+    for move in walk.rstrip(".").split(". "):
+        words = move.split()
+        if words[0] == "Turn":
+            facing = (facing + {"left": 1, "around": 2, "right": 3}[words[1]]) % 4
+        elif words[0] == "Take":
+            way = (ways[words[3]] if len(words) > 3 else facing) % 4
+            dx, dy = [(0, 1), (-1, 0), (0, -1), (1, 0)][way]
+            x, y = x + int(words[1]) * dx, y + int(words[1]) * dy
+    return x == y == 0
 
 
 def test_instruction_induction_from_a_url(monkeypatch):
