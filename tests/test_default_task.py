@@ -1,6 +1,6 @@
 """The default-task benchmark's table: seeds count as wins only when the gain's interval is above 0."""
 
-from benchmarks.default_task import markdown
+from benchmarks.default_task import markdown, out_of_the_running
 
 
 def run(seed: int, test: float, empty: float, low: float, reference_low: float) -> dict:
@@ -17,3 +17,8 @@ def test_the_table_counts_a_seed_as_a_win_only_when_its_interval_is_above_zero()
     assert row.split(" | ")[1:] == ["exact_match", "2", "0.300 ± 0.283", "0.025 ± 0.035", "0.400 ± 0.000",
                                     "+0.275 (+0.050)", "1 of 2", "0 of 2", "300 |"]
     assert "parity" not in table  # a candidate without runs has no row
+
+
+def test_a_candidate_is_out_once_it_has_failed_to_beat_empty_in_two_seeds():
+    assert not out_of_the_running([run(0, 0.5, 0.0, 0.4, 0.1), run(1, 0.0, 0.0, 0.0, -0.1)])
+    assert out_of_the_running([run(0, 0.0, 0.0, 0.0, 0.1), run(1, 0.1, 0.05, -0.01, -0.3)])
