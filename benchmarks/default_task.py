@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.tasks import RESULTS, ROOT
+from components.stats import mean_sd
 from tasks.files import read_json, write_json
 
 LOSSES_ALLOWED = 1  # of the rule's 5 seeds
@@ -76,8 +77,8 @@ def markdown(runs: dict[str, list[dict]], command: str) -> str:
         task, metric = candidate.split(":")
         gains = [r["test"] - r["empty"] for r in rs]
         lines.append(
-            f"| {task} | {metric} | {len(rs)} | {_mean_sd([r['test'] for r in rs])} | "
-            f"{_mean_sd([r['empty'] for r in rs])} | {_mean_sd([r['reference'] for r in rs])} | "
+            f"| {task} | {metric} | {len(rs)} | {mean_sd([r['test'] for r in rs])} | "
+            f"{mean_sd([r['empty'] for r in rs])} | {mean_sd([r['reference'] for r in rs])} | "
             f"{statistics.mean(gains):+.3f} ({min(gains):+.3f}) | {sum(r['gain_low'] > 0 for r in rs)} of {len(rs)} | "
             f"{sum(r['reference_gain_low'] > 0 for r in rs)} of {len(rs)} | "
             f"{statistics.mean(r['seconds'] for r in rs):.0f} |")
@@ -86,11 +87,6 @@ def markdown(runs: dict[str, list[dict]], command: str) -> str:
               f"{r['gain_low']:+.3f} to {r['gain_high']:+.3f}): {r['instruction']!r}"
               for c, rs in runs.items() for r in rs]
     return "\n".join(lines)
-
-
-def _mean_sd(values: list[float]) -> str:
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else \
-        f"{values[0]:.3f}"
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,3 +34,10 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 20
     tail = (1 - level) / 2
     return Gain(sum(diffs) / n, means[int(tail * resamples)], means[min(resamples - 1, int((1 - tail) * resamples))],
                 level)
+
+
+def mean_sd(values: Sequence[float]) -> str:
+    """``values`` as "mean ± standard deviation" (one value as itself, none as "-")."""
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "-"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"

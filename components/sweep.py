@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from components.stats import mean_sd
 
 
 @dataclass(frozen=True)
@@ -38,22 +39,16 @@ def grid(tasks: Sequence[str], models: Sequence[str | None], seeds: Sequence[int
 
 
 def summary(rows: Sequence[dict[str, Any]]) -> str:
-    """A markdown table: per task and model, the test score's mean +- std over seeds (and the
+    """A markdown table: per task and model, the test score's mean ± std over seeds (and the
     empty instruction's and the reference's, "-" where a run had none), with the runs that failed."""
     lines = ["| task | black-box model | seeds | test score | empty instruction | reference | failed runs |",
              "|---|---|---|---|---|---|---|"]
     for task, model in dict.fromkeys((r["task"], r["model"]) for r in rows):
         runs = [r for r in rows if (r["task"], r["model"]) == (task, model)]
         done = [r for r in runs if r.get("test") is not None]
-        lines.append(f"| {task} | {model} | {len(runs)} | {_mean_std([r['test'] for r in done])} | "
-                     f"{_mean_std([r['empty'] for r in done])} | "
-                     f"{_mean_std([r['reference'] for r in done if r.get('reference') is not None])} | "
+        lines.append(f"| {task} | {model} | {len(runs)} | {mean_sd([r['test'] for r in done])} | "
+                     f"{mean_sd([r['empty'] for r in done])} | "
+                     f"{mean_sd([r['reference'] for r in done if r.get('reference') is not None])} | "
                      f"{len(runs) - len(done)} |")
     return "\n".join(lines)
 
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{statistics.mean(values):.3f} +- {statistics.stdev(values):.3f}" if len(values) > 1 \
-        else f"{values[0]:.3f}"

@@ -36,7 +36,7 @@ def test_the_summary_gives_mean_and_spread_per_task_and_model_and_counts_failure
             {"task": "parity", "model": "m", "seed": 2, "test": None, "empty": None, "reference": None},
             {"task": "sentiment", "model": "m", "seed": 0, "test": 0.5, "empty": 0.0, "reference": None}]
     table = summary(rows)
-    assert "| parity | m | 3 | 0.600 +- 0.141 | 0.100 +- 0.000 | 0.300 +- 0.141 | 1 |" in table
+    assert "| parity | m | 3 | 0.600 ± 0.141 | 0.100 ± 0.000 | 0.300 ± 0.141 | 1 |" in table
     assert "| sentiment | m | 1 | 0.500 | 0.000 | - | 0 |" in table  # no reference: none shown
 
 
