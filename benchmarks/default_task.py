@@ -12,7 +12,8 @@ paired bootstrap interval of the gain on the test examples lies above 0 (metrics
 The rule for the choice, fixed before the runs: of the candidates whose mean wall time is at most
 1.5 times first_letter's, the one that beats the empty instruction in the most seeds (at least 4
 of 5); a tie goes to the larger mean gain over it. With none at 4 of 5, the default stays. A
-candidate that has not beaten it in two seeds can no longer be chosen: its other seeds are not run.
+candidate that has not beaten it in two seeds, or whose runs so far took more than 1.5 times
+first_letter's on average, can no longer be chosen: its other seeds are not run.
 
     .venv/bin/python -m benchmarks.default_task --seeds 0 1 2 3 4
 """
@@ -35,6 +36,8 @@ from components.stats import mean_sd
 from tasks.files import read_json, write_json
 
 LOSSES_ALLOWED = 1  # of the rule's 5 seeds
+SLOWER_ALLOWED = 1.5  # times first_letter's mean wall time
+BASELINE = "first_letter:contains"
 CANDIDATES = ("first_letter:contains", "word_sentiment:exact_match", "word_sentiment:contains", "parity:exact_match",
               "parity:contains", "larger_number:contains", "back_to_start:exact_match", "back_to_start:contains")
 
@@ -59,9 +62,12 @@ def run_one(candidate: str, seed: int, workspace: Path) -> dict:
             "calls": opt["blackbox_calls_this_run"]}
 
 
-def out_of_the_running(runs: list[dict]) -> bool:
-    """Whether a candidate has failed to beat the empty instruction in more seeds than the rule allows."""
-    return sum(r["gain_low"] <= 0 for r in runs) > LOSSES_ALLOWED
+def out_of_the_running(runs: list[dict], baseline: list[dict]) -> bool:
+    """Whether a candidate has failed to beat the empty instruction in more seeds than the rule
+    allows, or its runs took longer than it allows (against ``baseline``, first_letter's runs)."""
+    slow = bool(runs and baseline) and \
+        statistics.mean(r["seconds"] for r in runs) > SLOWER_ALLOWED * statistics.mean(r["seconds"] for r in baseline)
+    return slow or sum(r["gain_low"] <= 0 for r in runs) > LOSSES_ALLOWED
 
 
 def markdown(runs: dict[str, list[dict]], command: str) -> str:
@@ -103,7 +109,8 @@ def main() -> None:
     runs: dict[str, list[dict]] = {c: saved["runs"].get(c, []) for c in args.candidates}
     for seed in args.seeds:  # seed-major: a benchmark cut short still covers every candidate
         for candidate in args.candidates:
-            if any(r["seed"] == seed for r in runs[candidate]) or out_of_the_running(runs[candidate]):
+            baseline = {**saved["runs"], **runs}.get(BASELINE, [])
+            if any(r["seed"] == seed for r in runs[candidate]) or out_of_the_running(runs[candidate], baseline):
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 run = run_one(candidate, seed, Path(tmp) / "workspace")

@@ -19,6 +19,9 @@ def test_the_table_counts_a_seed_as_a_win_only_when_its_interval_is_above_zero()
     assert "parity" not in table  # a candidate without runs has no row
 
 
-def test_a_candidate_is_out_once_it_has_failed_to_beat_empty_in_two_seeds():
-    assert not out_of_the_running([run(0, 0.5, 0.0, 0.4, 0.1), run(1, 0.0, 0.0, 0.0, -0.1)])
-    assert out_of_the_running([run(0, 0.0, 0.0, 0.0, 0.1), run(1, 0.1, 0.05, -0.01, -0.3)])
+def test_a_candidate_is_out_once_it_has_failed_to_beat_empty_in_two_seeds_or_is_too_slow():
+    baseline = [run(0, 0.0, 0.0, 0.0, 0.0)]  # (300 s)
+    assert not out_of_the_running([run(0, 0.5, 0.0, 0.4, 0.1), run(1, 0.0, 0.0, 0.0, -0.1)], baseline)
+    assert out_of_the_running([run(0, 0.0, 0.0, 0.0, 0.1), run(1, 0.1, 0.05, -0.01, -0.3)], baseline)
+    slow = run(0, 0.5, 0.0, 0.4, 0.1) | {"seconds": 451.0}
+    assert out_of_the_running([slow], baseline) and not out_of_the_running([slow], [])
