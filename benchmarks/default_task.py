@@ -28,11 +28,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from benchmarks.tasks import RESULTS, ROOT
+from components.builtin_tasks import builtin_task
+from components.data import split_task
 from components.stats import mean_sd
+from flows.settings import load_params
 from tasks.files import read_json, write_json
 
 LOSSES_ALLOWED = 1  # of the rule's 5 seeds
@@ -70,13 +74,24 @@ def out_of_the_running(runs: list[dict], baseline: list[dict]) -> bool:
     return slow or sum(r["gain_low"] <= 0 for r in runs) > LOSSES_ALLOWED
 
 
+def constant_score(task: str, seed: int) -> float:
+    """What answering every test example alike scores at best: the share of the most common
+    answer in the test split that ``seed`` draws with params.yaml's sizes (a found instruction that
+    only fixes the answer's form on a label task scores about this)."""
+    data = load_params(ROOT / "params.yaml").data
+    split = split_task(builtin_task(task), data.n_exemplars, data.n_validation, data.n_test, seed)
+    return max(Counter(e.outputs[0] for e in split.test).values()) / len(split.test)
+
+
 def markdown(runs: dict[str, list[dict]], command: str) -> str:
-    """Per candidate: mean test scores of the found, empty and reference instructions, the seeds
-    where the found one beats each (interval above 0), the smallest gain over empty, wall time."""
+    """Per candidate: mean test scores of the found, empty and reference instructions and of the
+    best constant answer, the seeds where the found one beats each instruction (interval above 0),
+    the smallest gain over empty, wall time."""
     lines = [f"Command: `{command}`", "",
-             "| task | metric | seeds | found instruction, test | empty | reference | found − empty, mean (smallest) "
-             "| seeds beating empty | seeds beating the reference | wall time per run (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| task | metric | seeds | found instruction, test | empty | reference | best constant answer "
+             "| found − empty, mean (smallest) | seeds beating empty | seeds beating the reference "
+             "| wall time per run (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for candidate, rs in runs.items():
         if not rs:
             continue
@@ -85,6 +100,7 @@ def markdown(runs: dict[str, list[dict]], command: str) -> str:
         lines.append(
             f"| {task} | {metric} | {len(rs)} | {mean_sd([r['test'] for r in rs])} | "
             f"{mean_sd([r['empty'] for r in rs])} | {mean_sd([r['reference'] for r in rs])} | "
+            f"{mean_sd([constant_score(task, r['seed']) for r in rs])} | "
             f"{statistics.mean(gains):+.3f} ({min(gains):+.3f}) | {sum(r['gain_low'] > 0 for r in rs)} of {len(rs)} | "
             f"{sum(r['reference_gain_low'] > 0 for r in rs)} of {len(rs)} | "
             f"{statistics.mean(r['seconds'] for r in rs):.0f} |")
